@@ -1,0 +1,22 @@
+//! # chargeswap-core
+//!
+//! The pure domain core of chargeswap, a library for platforms that run
+//! battery charging (充电), battery swapping (换电) and battery rental (租电)
+//! for delivery riders' electric two-wheelers.
+//!
+//! Everything here is deterministic data in, data out: no I/O, no clock reads
+//! (`now` is always a parameter), no global state. Public types are owned and
+//! serde-able so that the Python, Node and uniffi bindings stay one line per
+//! method.
+//!
+//! Modules:
+//! - [`money`]: exact money, rounding rules and allocation.
+//! - [`numbering`]: the device numbering plan and a number allocator.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod money;
+pub mod numbering;
+
+pub use money::{Currency, Money, MoneyError, Rounding};
+pub use numbering::{DeviceClass, DeviceNo, DeviceNoAllocator, NumberingError};

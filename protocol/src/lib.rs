@@ -1,0 +1,13 @@
+//! # chargeswap-protocol
+//!
+//! Sans-IO device protocol codecs for chargeswap. Codecs take bytes and give
+//! typed frames or typed errors; nothing here opens a socket or reads a clock.
+//! Transports live behind the `tokio` feature.
+//!
+//! - [`stream`]: the generic streaming decoder every protocol uses: arbitrary
+//!   chunks in, frames out, resynchronisation after corruption, a maximum
+//!   frame size.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod stream;
