@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod codec;
 mod device_no;
 mod util;
 
@@ -24,12 +25,33 @@ enum Command {
     /// Classify device numbers and allocate free ones (the numbering plan).
     #[command(name = "device-no", subcommand)]
     DeviceNo(device_no::DeviceNoCmd),
+    /// Decode one frame given as hex and print it as JSON.
+    Decode {
+        /// The protocol: csp, modbus-rtu, modbus-tcp, jt808, jbd or daly.
+        protocol: String,
+        /// The frame bytes in hex (spaces and colons allowed).
+        hex: String,
+    },
+    /// Encode one frame given as JSON and print it as hex.
+    Encode {
+        /// The protocol: csp, modbus-rtu, modbus-tcp, jt808, jbd or daly.
+        protocol: String,
+        /// The frame as JSON, in the form `decode` prints.
+        json: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::DeviceNo(c) => device_no::run(c),
+        Command::Decode { protocol, hex } => {
+            codec::parse_hex(&hex).and_then(|b| codec::decode(&protocol, &b))
+        }
+        Command::Encode { protocol, json } => serde_json::from_str(&json)
+            .map_err(|e| format!("the frame JSON is not valid: {e}"))
+            .and_then(|v| codec::encode(&protocol, &v))
+            .map(|b| serde_json::json!({"protocol": protocol, "hex": codec::to_hex(&b)})),
     };
     match result {
         Ok(value) => {

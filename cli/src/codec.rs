@@ -1,0 +1,80 @@
+//! `chargeswap decode` and `chargeswap encode`: read a capture, craft a frame.
+//!
+//! Each protocol plugs in one arm in [`decode`] and [`encode`].
+
+use serde_json::Value;
+
+use crate::util::CliResult;
+
+/// Parses hex text: spaces, colons, dashes and a `0x` prefix are allowed.
+/// Errors name the character offset of the bad input.
+pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    let mut digits = Vec::with_capacity(t.len());
+    for (i, c) in t.char_indices() {
+        match c {
+            ' ' | ':' | '-' | '\n' | '\t' | '\r' => {}
+            c if c.is_ascii_hexdigit() => digits.push((i, c)),
+            c => return Err(format!("bad hex: {c:?} at character {i} is not a hex digit")),
+        }
+    }
+    if digits.len() % 2 != 0 {
+        return Err(format!(
+            "bad hex: odd number of hex digits ({}); every byte needs two",
+            digits.len()
+        ));
+    }
+    digits
+        .chunks(2)
+        .map(|p| match p {
+            [(_, a), (_, b)] => {
+                let s: String = [*a, *b].iter().collect();
+                u8::from_str_radix(&s, 16).map_err(|e| format!("bad hex: {e}"))
+            }
+            _ => Err("bad hex".to_owned()),
+        })
+        .collect()
+}
+
+/// Formats bytes as upper-case hex without separators.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// The protocols the CLI knows.
+pub const PROTOCOLS: &[&str] = &[];
+
+/// Decodes one frame of `protocol` from bytes into JSON.
+pub fn decode(protocol: &str, bytes: &[u8]) -> CliResult {
+    let _ = bytes;
+    Err(format!(
+        "unknown protocol {protocol:?}: expected one of {}",
+        PROTOCOLS.join(", ")
+    ))
+}
+
+/// Encodes one frame of `protocol` from JSON into bytes.
+pub fn encode(protocol: &str, json: &Value) -> Result<Vec<u8>, String> {
+    let _ = json;
+    Err(format!(
+        "unknown protocol {protocol:?}: expected one of {}",
+        PROTOCOLS.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_parsing_names_offsets() {
+        assert_eq!(parse_hex("0x7E 00:02-0a").unwrap(), vec![0x7E, 0, 2, 0x0A]);
+        assert!(parse_hex("7G").unwrap_err().contains("at character 1"));
+        assert!(parse_hex("7E0").unwrap_err().contains("odd number"));
+        assert_eq!(to_hex(&[0xde, 0xad]), "DEAD");
+    }
+}
