@@ -12,11 +12,13 @@
 //! Modules:
 //! - [`money`]: exact money, rounding rules and allocation.
 //! - [`numbering`]: the device numbering plan and a number allocator.
+//! - [`package`]: packages (套餐): catalog, entitlements and their life as a state machine.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod money;
 pub mod numbering;
+pub mod package;
 
 pub use money::{Currency, Money, MoneyError, Rounding};
 pub use numbering::{DeviceClass, DeviceNo, DeviceNoAllocator, NumberingError};
