@@ -11,13 +11,17 @@
 //!
 //! Modules:
 //! - [`money`]: exact money, rounding rules and allocation.
+//! - [`membership`]: member levels from rolling usage and spend, benefits, level changes.
 //! - [`numbering`]: the device numbering plan and a number allocator.
+//! - [`org`]: the platform → agent → sub-agent/store hierarchy, asset ownership, roles and permission checks.
 //! - [`package`]: packages (套餐): catalog, entitlements and their life as a state machine.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod membership;
 pub mod money;
 pub mod numbering;
+pub mod org;
 pub mod package;
 
 pub use money::{Currency, Money, MoneyError, Rounding};
