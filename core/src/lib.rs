@@ -15,6 +15,7 @@
 //! - [`numbering`]: the device numbering plan and a number allocator.
 //! - [`org`]: the platform → agent → sub-agent/store hierarchy, asset ownership, roles and permission checks.
 //! - [`package`]: packages (套餐): catalog, entitlements and their life as a state machine.
+//! - [`settlement`]: revenue-sharing rules, exact per-order splits and agent statements.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -23,6 +24,7 @@ pub mod money;
 pub mod numbering;
 pub mod org;
 pub mod package;
+pub mod settlement;
 
 pub use money::{Currency, Money, MoneyError, Rounding};
 pub use numbering::{DeviceClass, DeviceNo, DeviceNoAllocator, NumberingError};
