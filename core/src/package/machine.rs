@@ -323,7 +323,7 @@ fn one() -> u32 {
 /// What can be asked of a package. Serialized with a `type` tag:
 /// `{"type": "consume", "order_id": "o-1"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     /// Start a pending package now (e.g. at battery pick-up).
     Activate,
