@@ -1256,3 +1256,25 @@ proptest! {
         prop_assert_eq!(p.consumptions.len(), distinct.len());
     }
 }
+
+#[test]
+fn timeline_steps_reject_unknown_fields() {
+    let ok: Step =
+        serde_json::from_str(r#"{"at":"2026-05-01T08:00:00","type":"consume","order_id":"o1"}"#)
+            .unwrap();
+    assert_eq!(ok.command, consume("o1"));
+    assert!(
+        serde_json::from_str::<Step>(
+            r#"{"at":"2026-05-01T08:00:00","type":"consume","order_id":"o1","swapz":2}"#
+        )
+        .is_err()
+    );
+    assert!(
+        serde_json::from_str::<Step>(r#"{"at":"2026-05-01T08:00:00","type":"teleport"}"#).is_err()
+    );
+    let renew: Step = serde_json::from_str(
+        r#"{"at":"2026-05-01T08:00:00","type":"renew","renewal_id":"r","paid":"9.90"}"#,
+    )
+    .unwrap();
+    assert!(matches!(renew.command, Command::Renew { paid: Some(p), .. } if p == m("9.90")));
+}
