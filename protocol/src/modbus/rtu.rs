@@ -156,14 +156,45 @@ impl<P: Pdu> RtuFrame<P> {
 ///
 /// A frame may start at any byte whose next byte is a function code of the
 /// direction; a candidate whose CRC fails is skipped one byte at a time.
+///
+/// Without a delimiter, a false start in garbage can claim a long frame and
+/// hold later frames back until enough bytes arrive to complete it (and fail
+/// its CRC) or [`MAX_RTU_FRAME_LEN`] bytes are buffered; nothing is lost,
+/// only delayed. A master that knows which reply it waits for narrows the
+/// candidates with [`RtuCodec::expecting`], which makes false starts rare.
 pub struct RtuCodec<P> {
+    unit: Option<u8>,
+    function: Option<u8>,
     _pdu: PhantomData<fn() -> P>,
 }
 
 impl<P> RtuCodec<P> {
     /// A codec for PDUs of type `P`.
     pub const fn new() -> Self {
-        RtuCodec { _pdu: PhantomData }
+        RtuCodec {
+            unit: None,
+            function: None,
+            _pdu: PhantomData,
+        }
+    }
+
+    /// A codec that only starts frames at `unit` followed by `function` or
+    /// its exception code (`0x80 | function`): what a master expects after
+    /// sending a request with that unit and function.
+    ///
+    /// ```
+    /// use chargeswap_protocol::modbus::{Response, RtuCodec};
+    /// use chargeswap_protocol::stream::FrameCodec;
+    /// let c = RtuCodec::<Response>::expecting(2, 0x04);
+    /// // unit 1 is not expected, 0x03 is not the function; 02 84 is its exception reply
+    /// assert_eq!(c.find_start(&[0x01, 0x04, 0x02, 0x03, 0x02, 0x84]), Some(4));
+    /// ```
+    pub const fn expecting(unit: u8, function: u8) -> Self {
+        RtuCodec {
+            unit: Some(unit),
+            function: Some(function),
+            _pdu: PhantomData,
+        }
     }
 }
 
@@ -179,11 +210,43 @@ impl<P> Clone for RtuCodec<P> {
     }
 }
 
+#[cfg(test)]
+mod expecting_tests {
+    use super::*;
+    use crate::modbus::Response;
+    use crate::stream::StreamDecoder;
+
+    #[test]
+    fn expecting_skips_false_starts() {
+        let good = RtuFrame {
+            unit: 3,
+            pdu: Response::ReadInputRegisters {
+                registers: vec![7; 7],
+            },
+        }
+        .encode()
+        .unwrap();
+        // garbage that would claim a 250-byte register response to an unfiltered codec
+        let mut bytes = vec![0x01, 0x03, 0xFA, 0x00];
+        bytes.extend_from_slice(&good);
+        let mut plain = StreamDecoder::new(RtuCodec::<Response>::new());
+        plain.push(&bytes);
+        assert!(plain.drain_frames().is_empty());
+        let mut d = StreamDecoder::new(RtuCodec::<Response>::expecting(3, 4));
+        d.push(&bytes);
+        assert_eq!(d.drain_frames().len(), 1);
+    }
+}
+
 impl<P> Copy for RtuCodec<P> {}
 
 impl<P> core::fmt::Debug for RtuCodec<P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "RtuCodec<{}>", core::any::type_name::<P>())
+        f.debug_struct("RtuCodec")
+            .field("pdu", &core::any::type_name::<P>())
+            .field("unit", &self.unit)
+            .field("function", &self.function)
+            .finish()
     }
 }
 
@@ -196,9 +259,18 @@ impl<P: Pdu> FrameCodec for RtuCodec<P> {
     }
 
     fn find_start(&self, buf: &[u8]) -> Option<usize> {
+        let unit_ok = |u: u8| self.unit.is_none_or(|x| x == u);
+        let function_ok = |f: u8| match self.function {
+            Some(x) => f & 0x7F == x && (f == x || P::is_plausible_function(f)),
+            None => P::is_plausible_function(f),
+        };
         buf.windows(2)
-            .position(|w| matches!(w, [_, f] if P::is_plausible_function(*f)))
-            .or_else(|| buf.len().checked_sub(1))
+            .position(|w| matches!(w, [u, f] if unit_ok(*u) && function_ok(*f)))
+            .or_else(|| {
+                buf.last()
+                    .filter(|u| unit_ok(**u))
+                    .map(|_| buf.len() - 1)
+            })
     }
 
     fn decode_prefix(&self, buf: &[u8]) -> Result<Decoded<RtuFrame<P>>, ModbusError> {
@@ -289,9 +361,13 @@ mod tests {
         .unwrap();
         let mut corrupt = good.clone();
         corrupt[4] ^= 0xFF;
+        // A false start in the corrupt bytes may wait for more bytes; a
+        // continuing stream completes it, fails its CRC, and moves on.
         let mut d = StreamDecoder::new(RtuCodec::<Response>::new());
         d.push(&corrupt);
-        d.push(&good);
+        for _ in 0..30 {
+            d.push(&good);
+        }
         let mut frames = Vec::new();
         let mut crc_errors = 0;
         while let Some(r) = d.next_frame() {
@@ -305,7 +381,7 @@ mod tests {
             }
         }
         assert!(crc_errors >= 1);
-        assert_eq!(frames.len(), 1);
-        assert_eq!(frames[0].encode().unwrap(), good);
+        assert_eq!(frames.len(), 30);
+        assert!(frames.iter().all(|f| f.encode().unwrap() == good));
     }
 }
