@@ -29,7 +29,7 @@ use chargeswap_core::numbering::{DeviceClass, DeviceNo};
 use serde::{Deserialize, Serialize};
 
 use super::ModbusError;
-use crate::stream::{Decoded, FrameCodec};
+use crate::stream::{Decoded, FrameCodec, FrameEncoder};
 
 /// The packet's first bytes.
 pub const REGISTRATION_PREFIX: &[u8; 4] = b"REG:";
@@ -139,6 +139,15 @@ impl FrameCodec for RegistrationCodec {
 
     fn decode_prefix(&self, buf: &[u8]) -> Result<Decoded<Registration>, ModbusError> {
         Registration::decode_prefix(buf)
+    }
+}
+
+impl FrameEncoder<Registration> for RegistrationCodec {
+    type Error = ModbusError;
+
+    fn encode_frame(&self, frame: &Registration, out: &mut Vec<u8>) -> Result<(), ModbusError> {
+        out.extend_from_slice(&frame.encode());
+        Ok(())
     }
 }
 

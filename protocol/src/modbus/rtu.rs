@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pdu::{Pdu, PduLen};
 use super::{MAX_RTU_FRAME_LEN, ModbusError, crc16};
-use crate::stream::{Decoded, FrameCodec};
+use crate::stream::{Decoded, FrameCodec, FrameEncoder};
 
 /// One RTU frame: the slave's unit address and a PDU of one direction.
 ///
@@ -207,6 +207,16 @@ impl<P> Default for RtuCodec<P> {
 impl<P> Clone for RtuCodec<P> {
     fn clone(&self) -> Self {
         *self
+    }
+}
+
+/// Any RTU codec writes frames of either direction (a master decodes
+/// responses and encodes requests with the same codec).
+impl<P, Q: Pdu> FrameEncoder<RtuFrame<Q>> for RtuCodec<P> {
+    type Error = ModbusError;
+
+    fn encode_frame(&self, frame: &RtuFrame<Q>, out: &mut Vec<u8>) -> Result<(), ModbusError> {
+        frame.encode_into(out)
     }
 }
 

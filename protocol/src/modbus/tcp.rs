@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pdu::Pdu;
 use super::{MAX_TCP_FRAME_LEN, ModbusError, be16};
-use crate::stream::{Decoded, FrameCodec};
+use crate::stream::{Decoded, FrameCodec, FrameEncoder};
 
 /// Length of the MBAP header including the unit byte.
 pub const MBAP_HEADER_LEN: usize = 7;
@@ -176,6 +176,15 @@ impl<P: Pdu> FrameCodec for MbapCodec<P> {
 
     fn decode_prefix(&self, buf: &[u8]) -> Result<Decoded<TcpFrame<P>>, ModbusError> {
         TcpFrame::decode_prefix(buf)
+    }
+}
+
+/// Any MBAP codec writes frames of either direction.
+impl<P, Q: Pdu> FrameEncoder<TcpFrame<Q>> for MbapCodec<P> {
+    type Error = ModbusError;
+
+    fn encode_frame(&self, frame: &TcpFrame<Q>, out: &mut Vec<u8>) -> Result<(), ModbusError> {
+        frame.encode_into(out)
     }
 }
 
