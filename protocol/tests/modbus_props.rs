@@ -78,20 +78,23 @@ fn dec(cents: u16, scale: u32) -> Decimal {
 }
 
 fn arb_slot_status() -> impl Strategy<Value = SlotBoardStatus> {
-    (
-        any::<[bool; 7]>(),
-        any::<u16>(),
-        any::<u16>(),
-    )
-        .prop_map(|(b, v, i)| SlotBoardStatus {
-            door: if b[0] { DoorState::Open } else { DoorState::Closed },
-            lock: if b[1] { LockState::Unlocked } else { LockState::Locked },
-            occupied: b[2],
-            battery_present: b[3],
-            charger_on: b[4],
-            charger_voltage: dec(v, 2),
-            charger_current: dec(i, 2),
-        })
+    (any::<[bool; 7]>(), any::<u16>(), any::<u16>()).prop_map(|(b, v, i)| SlotBoardStatus {
+        door: if b[0] {
+            DoorState::Open
+        } else {
+            DoorState::Closed
+        },
+        lock: if b[1] {
+            LockState::Unlocked
+        } else {
+            LockState::Locked
+        },
+        occupied: b[2],
+        battery_present: b[3],
+        charger_on: b[4],
+        charger_voltage: dec(v, 2),
+        charger_current: dec(i, 2),
+    })
 }
 
 fn arb_bms() -> impl Strategy<Value = BmsStatus> {
@@ -106,20 +109,22 @@ fn arb_bms() -> impl Strategy<Value = BmsStatus> {
         prop::collection::vec(any::<i16>(), 0..=8),
         any::<u16>(),
     )
-        .prop_map(|(n, v, i, soc, soh, cycles, cells, temps, flags)| BmsStatus {
-            battery_no: n.map(|n| DeviceNo::new(n).unwrap()),
-            pack_voltage: dec(v, 2),
-            pack_current: Decimal::new(i64::from(i), 2),
-            soc,
-            soh,
-            cycles,
-            cell_voltages: cells.into_iter().map(|c| dec(c, 3)).collect(),
-            temperatures: temps
-                .into_iter()
-                .map(|t| Decimal::new(i64::from(t), 1))
-                .collect(),
-            protection: ProtectionFlags::from_register(flags),
-        })
+        .prop_map(
+            |(n, v, i, soc, soh, cycles, cells, temps, flags)| BmsStatus {
+                battery_no: n.map(|n| DeviceNo::new(n).unwrap()),
+                pack_voltage: dec(v, 2),
+                pack_current: Decimal::new(i64::from(i), 2),
+                soc,
+                soh,
+                cycles,
+                cell_voltages: cells.into_iter().map(|c| dec(c, 3)).collect(),
+                temperatures: temps
+                    .into_iter()
+                    .map(|t| Decimal::new(i64::from(t), 1))
+                    .collect(),
+                protection: ProtectionFlags::from_register(flags),
+            },
+        )
 }
 
 proptest! {

@@ -226,13 +226,21 @@ where
         other => panic!("{other:?}"),
     }
     let r = m
-        .call(1, &Request::ReadHoldingRegisters {
-            address: 0x0100,
-            quantity: 2,
-        })
+        .call(
+            1,
+            &Request::ReadHoldingRegisters {
+                address: 0x0100,
+                quantity: 2,
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(r, Some(Response::ReadHoldingRegisters { registers: vec![0, 0] }));
+    assert_eq!(
+        r,
+        Some(Response::ReadHoldingRegisters {
+            registers: vec![0, 0]
+        })
+    );
 }
 
 #[tokio::test]
@@ -268,9 +276,10 @@ async fn dtu_bridging_a_pymodbus_rtu_slave() {
         return;
     };
     tokio::time::timeout(LIMIT, async {
-        let listener = DtuListener::bind("127.0.0.1:0".parse().unwrap(), Duration::from_secs(15), T)
-            .await
-            .unwrap();
+        let listener =
+            DtuListener::bind("127.0.0.1:0".parse().unwrap(), Duration::from_secs(15), T)
+                .await
+                .unwrap();
         let platform = listener.local_addr().unwrap().port();
         let mut child = Command::new(&python)
             .arg(script())

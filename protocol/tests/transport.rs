@@ -61,12 +61,18 @@ async fn dtu_transparent_mode_end_to_end() {
         assert_eq!(bms.soc, 77);
         assert_eq!(bms.battery_no.unwrap().get(), 200_123);
         m.slot_command(2, SlotCommand::OpenDoor).await.unwrap();
-        assert_eq!(sim.lock().unwrap().slot(2).unwrap().status.door, DoorState::Open);
+        assert_eq!(
+            sim.lock().unwrap().slot(2).unwrap().status.door,
+            DoorState::Open
+        );
         assert_eq!(m.read_slot_status(2).await.unwrap().door, DoorState::Open);
         m.write_multiple_registers(2, 0x1100, &[0x0004, 0x93E0])
             .await
             .unwrap(); // 0x000493E0 = 300000
-        assert_eq!(m.read_bms(2).await.unwrap().battery_no.unwrap().get(), 300_000);
+        assert_eq!(
+            m.read_bms(2).await.unwrap().battery_no.unwrap().get(),
+            300_000
+        );
         // a slot with no battery has no BMS block
         match m.read_bms(1).await {
             Err(TransportError::Exception {
@@ -148,7 +154,10 @@ async fn registration_must_come_in_time_and_well_formed() {
         let (l, addr) = listener().await;
         let silent = TcpStream::connect(addr).await.unwrap();
         let t0 = Instant::now();
-        assert!(matches!(l.accept().await, Err(TransportError::Timeout { .. })));
+        assert!(matches!(
+            l.accept().await,
+            Err(TransportError::Timeout { .. })
+        ));
         assert!(t0.elapsed() >= T);
         drop(silent);
         let mut bad = TcpStream::connect(addr).await.unwrap();
@@ -172,7 +181,11 @@ async fn registration_must_come_in_time_and_well_formed() {
     .unwrap();
 }
 
-async fn modbus_tcp_server() -> (SocketAddr, Arc<Mutex<CabinetSim>>, tokio::sync::oneshot::Sender<()>) {
+async fn modbus_tcp_server() -> (
+    SocketAddr,
+    Arc<Mutex<CabinetSim>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let sim = cabinet();
@@ -196,9 +209,18 @@ async fn tokio_modbus_server_answers_our_master_and_the_timed_client() {
         let mut m = Master::tcp(TcpStream::connect(addr).await.unwrap(), T);
         assert!(m.read_slot_status(2).await.unwrap().battery_present);
         m.slot_command(1, SlotCommand::OpenDoor).await.unwrap();
-        assert_eq!(sim.lock().unwrap().slot(1).unwrap().status.door, DoorState::Open);
-        assert_eq!(m.read_slot_control(1).await.unwrap().door_open_pending, false);
-        let r = m.call(7, &SlotCommand::OpenDoor.to_request()).await.unwrap();
+        assert_eq!(
+            sim.lock().unwrap().slot(1).unwrap().status.door,
+            DoorState::Open
+        );
+        assert_eq!(
+            m.read_slot_control(1).await.unwrap().door_open_pending,
+            false
+        );
+        let r = m
+            .call(7, &SlotCommand::OpenDoor.to_request())
+            .await
+            .unwrap();
         assert_eq!(
             r,
             Some(Response::Exception {

@@ -79,7 +79,11 @@ mod tests {
 
     #[test]
     fn rtu_round_trip_through_json() {
-        let v = decode("modbus-rtu", &[0x11, 0x06, 0x00, 0x01, 0x00, 0x03, 0x9A, 0x9B]).unwrap();
+        let v = decode(
+            "modbus-rtu",
+            &[0x11, 0x06, 0x00, 0x01, 0x00, 0x03, 0x9A, 0x9B],
+        )
+        .unwrap();
         // 0x06 requests and responses are the same bytes
         assert!(v.get("request").is_some() && v.get("response").is_some());
         let req = json!({"request": v["request"].clone()});
@@ -91,11 +95,19 @@ mod tests {
 
     #[test]
     fn errors_name_offsets() {
-        let e = decode("modbus-rtu", &[0x01, 0x03, 0x00, 0x00, 0x00, 0x0A, 0xC5, 0xCE]).unwrap_err();
+        let e = decode(
+            "modbus-rtu",
+            &[0x01, 0x03, 0x00, 0x00, 0x00, 0x0A, 0xC5, 0xCE],
+        )
+        .unwrap_err();
         assert!(e.contains("byte offset 6"), "{e}");
         let e = decode("modbus-tcp", &[0, 1, 0, 9, 0, 6, 1, 3, 0, 0, 0, 1]).unwrap_err();
         assert!(e.contains("byte offset 2"), "{e}");
-        assert!(encode("modbus-tcp", &json!({})).unwrap_err().contains("request"));
+        assert!(
+            encode("modbus-tcp", &json!({}))
+                .unwrap_err()
+                .contains("request")
+        );
     }
 
     #[test]

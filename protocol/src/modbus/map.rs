@@ -548,7 +548,11 @@ impl BmsStatus {
             expected: format!("at most {max}"),
         };
         if self.cell_voltages.len() > MAX_CELLS {
-            return Err(too_many("cell_voltages", self.cell_voltages.len(), MAX_CELLS));
+            return Err(too_many(
+                "cell_voltages",
+                self.cell_voltages.len(),
+                MAX_CELLS,
+            ));
         }
         if self.temperatures.len() > MAX_TEMPERATURES {
             return Err(too_many(
@@ -568,7 +572,10 @@ impl BmsStatus {
                 })
             }
         };
-        if let Some(n) = self.battery_no.filter(|n| n.class() != DeviceClass::Battery) {
+        if let Some(n) = self
+            .battery_no
+            .filter(|n| n.class() != DeviceClass::Battery)
+        {
             return Err(ModbusError::BadValue {
                 field: "battery_no".into(),
                 value: n.to_string(),
@@ -637,7 +644,10 @@ mod tests {
         let r = sample_bms().to_registers().unwrap();
         assert_eq!(r.len(), 48);
         // 200001 = 0x0003_0D41; 53.12 V = 5312; -12.50 A = -1250 = 0xFB1E
-        assert_eq!(&r[..10], &[3, 0x0D41, 5312, 0xFB1E, 87, 96, 312, 2, 2, 0x0100]);
+        assert_eq!(
+            &r[..10],
+            &[3, 0x0D41, 5312, 0xFB1E, 87, 96, 312, 2, 2, 0x0100]
+        );
         assert_eq!(&r[16..18], &[3321, 3318]);
         // 25.3 °C = 253; -5.0 °C = -50 = 0xFFCE
         assert_eq!(&r[40..42], &[253, 0xFFCE]);
@@ -650,21 +660,36 @@ mod tests {
         r[4] = 101;
         assert!(matches!(
             BmsStatus::from_registers(&r),
-            Err(ModbusError::BadRegister { address: 0x1004, value: 101, .. })
+            Err(ModbusError::BadRegister {
+                address: 0x1004,
+                value: 101,
+                ..
+            })
         ));
         r[4] = 50;
         r[7] = 25;
         assert!(matches!(
             BmsStatus::from_registers(&r),
-            Err(ModbusError::BadRegister { address: 0x1007, .. })
+            Err(ModbusError::BadRegister {
+                address: 0x1007,
+                ..
+            })
         ));
         assert!(matches!(
             SlotBoardStatus::from_registers(&[0, 2, 0, 0, 0, 0, 0]),
-            Err(ModbusError::BadRegister { address: 1, value: 2, .. })
+            Err(ModbusError::BadRegister {
+                address: 1,
+                value: 2,
+                ..
+            })
         ));
         assert!(matches!(
             SlotBoardStatus::from_registers(&[0; 6]),
-            Err(ModbusError::BlockLength { expected: 7, got: 6, .. })
+            Err(ModbusError::BlockLength {
+                expected: 7,
+                got: 6,
+                ..
+            })
         ));
     }
 

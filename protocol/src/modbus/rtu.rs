@@ -276,11 +276,7 @@ impl<P: Pdu> FrameCodec for RtuCodec<P> {
         };
         buf.windows(2)
             .position(|w| matches!(w, [u, f] if unit_ok(*u) && function_ok(*f)))
-            .or_else(|| {
-                buf.last()
-                    .filter(|u| unit_ok(**u))
-                    .map(|_| buf.len() - 1)
-            })
+            .or_else(|| buf.last().filter(|u| unit_ok(**u)).map(|_| buf.len() - 1))
     }
 
     fn decode_prefix(&self, buf: &[u8]) -> Result<Decoded<RtuFrame<P>>, ModbusError> {
@@ -314,7 +310,9 @@ mod tests {
 
     #[test]
     fn truncation_and_trailing_bytes_name_offsets() {
-        let bytes = [0x11, 0x03, 0x06, 0xAE, 0x41, 0x56, 0x52, 0x43, 0x40, 0x49, 0xAD];
+        let bytes = [
+            0x11, 0x03, 0x06, 0xAE, 0x41, 0x56, 0x52, 0x43, 0x40, 0x49, 0xAD,
+        ];
         assert_eq!(
             RtuFrame::<Response>::decode(&bytes[..7]),
             Err(ModbusError::Truncated { needed: 11, got: 7 })

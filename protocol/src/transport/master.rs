@@ -214,9 +214,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Master<S> {
                         d.push(got);
                         while let Some(r) = d.next_frame() {
                             if let Ok(f) = r {
-                                if f.transaction == tid
-                                    && f.unit == unit
-                                    && request.matches(&f.pdu)
+                                if f.transaction == tid && f.unit == unit && request.matches(&f.pdu)
                                 {
                                     return Ok(Some(f.pdu));
                                 }
@@ -311,7 +309,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Master<S> {
 
     /// Reads and decodes a slot board's status block.
     pub async fn read_slot_status(&mut self, unit: u8) -> Result<SlotBoardStatus, TransportError> {
-        let regs = self.read_block(unit, SlotBoardStatus::read_request()).await?;
+        let regs = self
+            .read_block(unit, SlotBoardStatus::read_request())
+            .await?;
         SlotBoardStatus::from_registers(&regs).map_err(|error| TransportError::Frame {
             operation: format!("slot status of unit {unit}"),
             error,
