@@ -6,6 +6,8 @@ use serde_json::Value;
 
 use crate::util::CliResult;
 
+mod modbus;
+
 /// Parses hex text: spaces, colons, dashes and a `0x` prefix are allowed.
 /// Errors name the character offset of the bad input.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
@@ -50,11 +52,13 @@ pub fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// The protocols the CLI knows.
-pub const PROTOCOLS: &[&str] = &[];
+pub const PROTOCOLS: &[&str] = &["modbus-rtu", "modbus-tcp"];
 
 /// Decodes one frame of `protocol` from bytes into JSON.
 pub fn decode(protocol: &str, bytes: &[u8]) -> CliResult {
-    let _ = bytes;
+    if let "modbus-rtu" | "modbus-tcp" = protocol {
+        return modbus::decode(protocol, bytes);
+    }
     Err(format!(
         "unknown protocol {protocol:?}: expected one of {}",
         PROTOCOLS.join(", ")
@@ -63,7 +67,9 @@ pub fn decode(protocol: &str, bytes: &[u8]) -> CliResult {
 
 /// Encodes one frame of `protocol` from JSON into bytes.
 pub fn encode(protocol: &str, json: &Value) -> Result<Vec<u8>, String> {
-    let _ = json;
+    if let "modbus-rtu" | "modbus-tcp" = protocol {
+        return modbus::encode(protocol, json);
+    }
     Err(format!(
         "unknown protocol {protocol:?}: expected one of {}",
         PROTOCOLS.join(", ")

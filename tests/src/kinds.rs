@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 
 use crate::error_json;
 
+mod modbus;
+
 fn input<T: DeserializeOwned>(v: &Value) -> Result<T, Value> {
     serde_json::from_value(v.clone())
         .map_err(|e| json!({"kind": "bad_input", "message": e.to_string()}))
@@ -144,6 +146,7 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
             let cur = chargeswap_core::money::Currency::CNY;
             out(&settlement::statements(&splits, i.from, i.to, cur).map_err(|e| error_json(&e))?)
         }
+        k if k.starts_with("modbus.") => modbus::evaluate(k, v),
         other => Err(
             json!({"kind": "unknown_vector_kind", "message": format!("no evaluator for kind {other:?}")}),
         ),
