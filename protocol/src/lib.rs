@@ -7,7 +7,16 @@
 //! - [`stream`]: the generic streaming decoder every protocol uses: arbitrary
 //!   chunks in, frames out, resynchronisation after corruption, a maximum
 //!   frame size.
+//! - [`csp`]: CSP v1, the platform's own cabinet protocol (DTU ⇄ platform),
+//!   with per-device MACs and a replay window.
+//! - [`event`]: the normalized cabinet event and command model, and the
+//!   [`CabinetCodec`](event::CabinetCodec) trait vendors' protocols implement.
+//! - [`vendor_json`]: a length-prefixed JSON vendor protocol adapted to the
+//!   event model.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod csp;
+pub mod event;
 pub mod stream;
+pub mod vendor_json;
