@@ -42,7 +42,7 @@
 //! let mut window = ReplayWindow::new();
 //! assert!(csp::authenticate(&got, &key, &mut window)?);        // act on it
 //! assert!(csp::authenticate(&got, &key, &mut window).is_err()); // a replay: don't
-//! # Ok::<(), csp::CspError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod cabinet;

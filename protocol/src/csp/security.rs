@@ -325,7 +325,7 @@ pub enum MacStatus {
 /// // under another key it is a forgery
 /// let other = DeviceKey::new(&[8; 32])?;
 /// assert!(matches!(authenticate(&frame, &other, &mut ReplayWindow::new()), Err(CspError::BadMac { .. })));
-/// # Ok::<(), CspError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn authenticate(
     frame: &Frame,
