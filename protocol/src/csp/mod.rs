@@ -109,7 +109,7 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CspError {
     /// Fewer bytes than the frame needs.
-    #[error("frame truncated: {needed} bytes needed, {available} present")]
+    #[error("frame truncated at byte {available}: {needed} bytes needed, {available} present")]
     Truncated {
         /// Bytes the frame needs (as far as known).
         needed: usize,
