@@ -210,23 +210,29 @@ pub struct SlotReport {
 
 impl SlotReport {
     /// Checks the slot number, the state/battery consistency and the battery.
-    pub fn validate(&self, field: &str) -> Result<(), EventError> {
-        check_slot(&format_args!("{field}.slot"), self.slot)?;
+    /// Field names in errors are relative (`slot`, `battery.soc_pct`).
+    pub fn validate(&self) -> Result<(), EventError> {
+        check_slot(&"slot", self.slot)?;
         match (self.state, &self.battery) {
-            (SlotState::Empty, Some(_)) => Err(invalid(
-                format!("{field}.battery"),
-                "an empty slot has no battery",
-            )),
+            (SlotState::Empty, Some(_)) => Err(invalid("battery", "an empty slot has no battery")),
             (SlotState::Charging | SlotState::Full, None) => Err(invalid(
-                format!("{field}.battery"),
+                "battery",
                 "a charging or full slot must report its battery",
             )),
             (_, Some(b)) => {
-                check_battery(&format_args!("{field}.battery.battery"), b.battery)?;
-                check_pct(&format_args!("{field}.battery.soc_pct"), b.soc_pct)
+                check_battery(&"battery.battery", b.battery)?;
+                check_pct(&"battery.soc_pct", b.soc_pct)
             }
             (_, None) => Ok(()),
         }
+    }
+}
+
+fn prefixed(prefix: fmt::Arguments<'_>, e: EventError) -> EventError {
+    let EventError::InvalidField { field, reason } = e;
+    EventError::InvalidField {
+        field: format!("{prefix}.{field}"),
+        reason,
     }
 }
 
@@ -241,7 +247,8 @@ pub fn validate_slots(slots: &[SlotReport]) -> Result<(), EventError> {
     }
     let mut last = 0u8;
     for (i, s) in slots.iter().enumerate() {
-        s.validate(&format!("slots[{i}]"))?;
+        s.validate()
+            .map_err(|e| prefixed(format_args!("slots[{i}]"), e))?;
         if s.slot <= last {
             return Err(invalid(
                 format!("slots[{i}].slot"),

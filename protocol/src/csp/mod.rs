@@ -529,10 +529,10 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, CspError> {
     })
 }
 
-/// Decodes the frame at the front of `buf`: `Ok(None)` if more bytes are
-/// needed, else the frame and its length. Fails as soon as a header field
-/// already present is wrong.
-fn parse(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>, CspError> {
+/// Finds the frame at the front of `buf` and checks its header and CRC:
+/// `Ok(None)` if more bytes are needed, else the header and the frame length.
+/// Fails as soon as a header field already present is wrong.
+fn frame_span(buf: &[u8], max_payload: usize) -> Result<Option<(Header, usize)>, CspError> {
     let Some(h) = parse_header(buf, max_payload)? else {
         return Ok(None);
     };
@@ -551,8 +551,13 @@ fn parse(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>, CspEr
             computed,
         });
     }
+    Ok(Some((h, total)))
+}
+
+/// Decodes the payload and MAC of a frame whose header and CRC were checked.
+fn decode_checked(h: &Header, frame: &[u8]) -> Result<Frame, CspError> {
     let payload_end = HEADER_LEN + usize::from(h.payload_len);
-    let payload = covered.get(HEADER_LEN..payload_end).unwrap_or(&[]);
+    let payload = frame.get(HEADER_LEN..payload_end).unwrap_or(&[]);
     let command = h.command;
     let message = Message::decode_payload(command, payload).map_err(|e| match e {
         PayloadError::Postcard(e) => CspError::BadPayload {
@@ -572,23 +577,41 @@ fn parse(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>, CspEr
         PayloadError::Invalid(e) => invalid_field(command, e),
     })?;
     let mac = if h.flags & FLAG_MAC != 0 {
-        covered
+        frame
             .get(payload_end..payload_end + MAC_LEN)
             .and_then(|s| <[u8; MAC_LEN]>::try_from(s).ok())
             .map(Mac)
     } else {
         None
     };
-    Ok(Some((
-        Frame {
-            device_no: h.device_no,
-            seq: h.seq,
-            ack_requested: h.flags & FLAG_ACK_REQUESTED != 0,
-            message,
-            mac,
-        },
-        total,
-    )))
+    Ok(Frame {
+        device_no: h.device_no,
+        seq: h.seq,
+        ack_requested: h.flags & FLAG_ACK_REQUESTED != 0,
+        message,
+        mac,
+    })
+}
+
+/// Decodes the frame at the front of `buf`: `Ok(None)` if more bytes are
+/// needed, else the frame and its length.
+fn parse(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>, CspError> {
+    let Some((h, total)) = frame_span(buf, max_payload)? else {
+        return Ok(None);
+    };
+    let frame = decode_checked(&h, buf.get(..total).unwrap_or(&[]))?;
+    Ok(Some((frame, total)))
+}
+
+fn truncated(bytes: &[u8]) -> CspError {
+    let needed = match decode_header(bytes) {
+        Ok(h) => h.frame_len(),
+        Err(_) => HEADER_LEN,
+    };
+    CspError::Truncated {
+        needed,
+        available: bytes.len(),
+    }
 }
 
 /// Decodes exactly one frame: every byte of `bytes` must belong to it.
@@ -602,16 +625,70 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, CspError> {
             offset: len,
             extra: bytes.len() - len,
         }),
-        None => {
-            let needed = match decode_header(bytes) {
-                Ok(h) => h.frame_len(),
-                Err(_) => HEADER_LEN,
-            };
-            Err(CspError::Truncated {
-                needed,
-                available: bytes.len(),
-            })
+        None => Err(truncated(bytes)),
+    }
+}
+
+/// Checks exactly one frame's header and CRC without decoding its payload.
+pub fn decode_raw(bytes: &[u8]) -> Result<RawFrame, CspError> {
+    match frame_span(bytes, MAX_PAYLOAD)? {
+        Some((header, len)) if len == bytes.len() => Ok(RawFrame {
+            header,
+            bytes: bytes.to_vec(),
+        }),
+        Some((_, len)) => Err(CspError::TrailingBytes {
+            offset: len,
+            extra: bytes.len() - len,
+        }),
+        None => Err(truncated(bytes)),
+    }
+}
+
+/// A frame whose header and CRC are checked but whose payload is not yet
+/// decoded: what a gateway routes by device number before handing it to the
+/// device's worker, which calls [`decode`](RawFrame::decode). JSON: the frame
+/// bytes as lower-case hex (`{"hex": "4353..."}`), checked when read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawFrameHex", into = "RawFrameHex")]
+pub struct RawFrame {
+    header: Header,
+    bytes: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawFrameHex {
+    hex: String,
+}
+
+impl TryFrom<RawFrameHex> for RawFrame {
+    type Error = CspError;
+    fn try_from(r: RawFrameHex) -> Result<RawFrame, CspError> {
+        decode_raw(&security::from_hex("frame", &r.hex)?)
+    }
+}
+
+impl From<RawFrame> for RawFrameHex {
+    fn from(r: RawFrame) -> RawFrameHex {
+        RawFrameHex {
+            hex: security::to_hex(&r.bytes),
         }
+    }
+}
+
+impl RawFrame {
+    /// The checked header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The whole frame as received.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Decodes the payload (and takes the MAC); see [`decode`](fn@decode).
+    pub fn decode(&self) -> Result<Frame, CspError> {
+        decode_checked(&self.header, &self.bytes)
     }
 }
 
@@ -858,6 +935,71 @@ impl FrameCodec for CspCodec {
     fn decode_prefix(&self, buf: &[u8]) -> Result<Decoded<Frame>, CspError> {
         Ok(match parse(buf, self.max_payload)? {
             Some((frame, len)) => Decoded::Frame { frame, len },
+            None => Decoded::Incomplete,
+        })
+    }
+}
+
+/// The streaming framer without payload decoding: same framing, resync and
+/// limits as [`CspCodec`], yielding [`RawFrame`]s (header and CRC checked).
+/// A gateway uses it to split a TCP stream and route frames by device
+/// number; payloads are decoded later with [`RawFrame::decode`].
+///
+/// ```
+/// use chargeswap_core::numbering::DeviceNo;
+/// use chargeswap_protocol::csp::{CspRawCodec, DoorClosed, Frame, Message};
+/// use chargeswap_protocol::stream::StreamDecoder;
+///
+/// let f = Frame::new(DeviceNo::new(20_001)?, 1, Message::DoorClosed(DoorClosed { slot: 2 }));
+/// let mut d = StreamDecoder::new(CspRawCodec::new());
+/// d.push(&f.encode()?);
+/// let raw = d.drain_frames().remove(0);
+/// assert_eq!(raw.header().device_no.get(), 20_001);
+/// assert_eq!(raw.decode()?, f);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CspRawCodec {
+    inner: CspCodec,
+}
+
+impl CspRawCodec {
+    /// A raw framer accepting payloads up to [`MAX_PAYLOAD`].
+    pub const fn new() -> CspRawCodec {
+        CspRawCodec {
+            inner: CspCodec::new(),
+        }
+    }
+
+    /// A raw framer with a smaller payload limit (clamped to [`MAX_PAYLOAD`]).
+    pub fn with_max_payload(max_payload: usize) -> CspRawCodec {
+        CspRawCodec {
+            inner: CspCodec::with_max_payload(max_payload),
+        }
+    }
+}
+
+impl FrameCodec for CspRawCodec {
+    type Frame = RawFrame;
+    type Error = CspError;
+
+    fn max_frame_len(&self) -> usize {
+        self.inner.max_frame_len()
+    }
+
+    fn find_start(&self, buf: &[u8]) -> Option<usize> {
+        self.inner.find_start(buf)
+    }
+
+    fn decode_prefix(&self, buf: &[u8]) -> Result<Decoded<RawFrame>, CspError> {
+        Ok(match frame_span(buf, self.inner.max_payload)? {
+            Some((header, len)) => Decoded::Frame {
+                frame: RawFrame {
+                    header,
+                    bytes: buf.get(..len).unwrap_or(&[]).to_vec(),
+                },
+                len,
+            },
             None => Decoded::Incomplete,
         })
     }

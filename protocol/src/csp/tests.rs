@@ -928,7 +928,18 @@ proptest! {
         let wire: Vec<u8> = frames.iter().flat_map(|f| f.encode().unwrap()).collect();
         let (out, errors) = split_feed(&wire, &cuts);
         prop_assert_eq!(errors, 0);
-        prop_assert_eq!(out, frames);
+        prop_assert_eq!(&out, &frames);
+        // the raw framer finds the same frames, and their payloads decode to them
+        let mut d = StreamDecoder::new(CspRawCodec::new());
+        let mut raws = Vec::new();
+        for chunk in wire.chunks(7) {
+            d.push(chunk);
+            raws.extend(d.drain_frames());
+        }
+        let decoded: Vec<Frame> = raws.iter().map(|r| r.decode().unwrap()).collect();
+        prop_assert_eq!(decoded, frames);
+        let lens: usize = raws.iter().map(|r| r.as_bytes().len()).sum();
+        prop_assert_eq!(lens, wire.len());
     }
 
     #[test]
@@ -1044,4 +1055,45 @@ fn find_start_handles_a_trailing_c() {
     assert_eq!(c.find_start(b"xCxCS"), Some(3));
     assert_eq!(c.find_start(b"xCx"), None);
     assert_eq!(c.find_start(b""), None);
+}
+
+#[test]
+fn raw_frames() {
+    let f = Frame::new(dev(), 3, Message::DoorClosed(DoorClosed { slot: 2 }));
+    let bytes = f.encode().unwrap();
+    let rf = decode_raw(&bytes).unwrap();
+    assert_eq!(rf.header().seq, 3);
+    assert_eq!(rf.as_bytes(), &bytes[..]);
+    assert_eq!(rf.decode().unwrap(), f);
+    let json = serde_json::to_value(&rf).unwrap();
+    assert_eq!(
+        json["hex"],
+        serde_json::json!(crate::csp::security::to_hex(&bytes))
+    );
+    assert_eq!(serde_json::from_value::<RawFrame>(json).unwrap(), rf);
+    assert!(serde_json::from_value::<RawFrame>(serde_json::json!({"hex": "4353"})).is_err());
+    // raw decoding checks the CRC but not the payload
+    let bad_payload = raw(0x05, 0, &[0], 20_001);
+    assert!(decode_raw(&bad_payload).is_ok());
+    assert!(matches!(
+        decode_raw(&bad_payload).unwrap().decode(),
+        Err(CspError::InvalidField { .. })
+    ));
+    let mut bad_crc = bytes.clone();
+    bad_crc[16] ^= 1;
+    assert!(matches!(decode_raw(&bad_crc), Err(CspError::BadCrc { .. })));
+    assert!(matches!(
+        decode_raw(&bytes[..10]),
+        Err(CspError::Truncated { .. })
+    ));
+    let mut two = bytes.clone();
+    two.push(0);
+    assert!(matches!(
+        decode_raw(&two),
+        Err(CspError::TrailingBytes { .. })
+    ));
+    assert_eq!(
+        CspRawCodec::with_max_payload(10).max_frame_len(),
+        15 + 10 + 16 + 4
+    );
 }
