@@ -357,9 +357,10 @@ impl BasicInfo {
         let hi = d.u16("balance status (high)")?;
         let balancing_cells = cells_from_bits(u64::from(lo) | u64::from(hi) << 16, 32);
         let prot = d.u16("protection status")?;
-        let protections = (0..16u8)
-            .filter(|b| prot >> b & 1 == 1)
-            .map(|b| {
+        let protections = cells_from_bits(u64::from(prot), 16)
+            .into_iter()
+            .map(|n| {
+                let b = n - 1;
                 PROTECTIONS
                     .get(usize::from(b))
                     .copied()

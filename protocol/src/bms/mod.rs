@@ -45,10 +45,13 @@ pub(crate) fn range_text(offset: i64, scale: u32, min: i64, max: i64) -> String 
 
 /// Cell numbers (from 1) whose bit is set, bit 0 of `bits` being cell 1.
 pub(crate) fn cells_from_bits(bits: u64, count: u8) -> Vec<u8> {
-    (0..count)
-        .filter(|i| bits >> i & 1 == 1)
-        .map(|i| i + 1)
-        .collect()
+    let mut bits = bits & (u64::MAX >> (64 - u32::from(count.clamp(1, 64))));
+    let mut out = Vec::with_capacity(bits.count_ones() as usize);
+    while bits != 0 {
+        out.push(bits.trailing_zeros() as u8 + 1);
+        bits &= bits - 1;
+    }
+    out
 }
 
 /// The bits of cell numbers; `None` if one is outside `1..=count`.

@@ -392,6 +392,7 @@ impl Body {
         Body::read(id, version, bytes, 0)
     }
 
+    #[inline]
     pub(crate) fn read(id: u16, version: Version, bytes: &[u8], base: usize) -> Result<Body> {
         let mut r = Reader::new(bytes, base);
         let body = match id {

@@ -144,7 +144,7 @@ pub fn decode_frame(wire: &[u8]) -> Result<Packet> {
         None => return Err(Jt808Error::MissingEnd { offset: 0 }),
     }
     let rest = wire.get(1..).unwrap_or(&[]);
-    let Some(end) = memchr::memchr(FLAG, rest) else {
+    let Some((end, escaped)) = find_end(rest) else {
         return Err(Jt808Error::MissingEnd { offset: wire.len() });
     };
     let after = end + 2;
@@ -154,16 +154,30 @@ pub fn decode_frame(wire: &[u8]) -> Result<Packet> {
             len: wire.len() - after,
         });
     }
-    decode_content(rest.get(..end).unwrap_or(&[]))
+    decode_content(rest.get(..end).unwrap_or(&[]), escaped)
+}
+
+/// The index of the first 0x7E in `rest`, and whether a 0x7D comes before it.
+#[inline]
+fn find_end(rest: &[u8]) -> Option<(usize, bool)> {
+    let first = memchr::memchr2(FLAG, ESCAPE, rest)?;
+    match rest.get(first) {
+        Some(&FLAG) => Some((first, false)),
+        _ => {
+            let after = rest.get(first..)?;
+            memchr::memchr(FLAG, after).map(|i| (first + i, true))
+        }
+    }
 }
 
 /// Decodes the escaped bytes between two delimiters; offsets are reported as
 /// if the opening delimiter were byte 0.
-fn decode_content(content: &[u8]) -> Result<Packet> {
+#[inline]
+fn decode_content(content: &[u8], escaped: bool) -> Result<Packet> {
     if content.is_empty() {
         return Err(Jt808Error::EmptyFrame { offset: 1 });
     }
-    if memchr::memchr(ESCAPE, content).is_none() {
+    if !escaped {
         return parse_unescaped(content).map_err(|e| e.map_offset(|o| o + 1));
     }
     let mut buf = [0u8; MAX_CONTENT_LEN];
@@ -220,6 +234,7 @@ fn wire_index(content: &[u8], k: usize) -> usize {
 }
 
 /// Parses unescaped content: header, body, checksum. Offsets count from 0.
+#[inline]
 fn parse_unescaped(u: &[u8]) -> Result<Packet> {
     let Some((&found, covered)) = u.split_last() else {
         return Err(Jt808Error::EmptyFrame { offset: 0 });
@@ -303,11 +318,11 @@ impl FrameCodec for Jt808Codec {
             None => return Ok(Decoded::Incomplete),
         }
         let rest = buf.get(1..).unwrap_or(&[]);
-        match memchr::memchr(FLAG, rest) {
+        match find_end(rest) {
             None => Ok(Decoded::Incomplete),
-            Some(0) => Err(Jt808Error::EmptyFrame { offset: 1 }),
-            Some(end) => Ok(Decoded::Frame {
-                frame: decode_content(rest.get(..end).unwrap_or(&[]))?,
+            Some((0, _)) => Err(Jt808Error::EmptyFrame { offset: 1 }),
+            Some((end, escaped)) => Ok(Decoded::Frame {
+                frame: decode_content(rest.get(..end).unwrap_or(&[]), escaped)?,
                 len: end + 2,
             }),
         }

@@ -15,7 +15,7 @@ use core::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Jt808Error;
-use super::reader::Reader;
+use super::reader::{Reader, first_non_bcd};
 
 type Result<T> = core::result::Result<T, Jt808Error>;
 
@@ -74,23 +74,24 @@ pub struct Phone {
 
 impl Phone {
     /// From 6 or 10 BCD bytes; `offset` locates them for errors.
+    #[inline]
     pub fn from_bcd(bytes: &[u8], offset: usize) -> Result<Phone> {
-        if bytes.len() != 6 && bytes.len() != 10 {
-            return Err(Jt808Error::invalid(
-                "terminal phone",
-                format!("{} BCD bytes; expected 6 (2013) or 10 (2019)", bytes.len()),
-            ));
-        }
         let mut bcd = [0u8; 10];
-        for (i, (slot, b)) in bcd.iter_mut().zip(bytes).enumerate() {
-            if b >> 4 > 9 || b & 0x0F > 9 {
-                return Err(Jt808Error::BadBcd {
-                    field: "terminal phone".into(),
-                    offset: offset + i,
-                    byte: *b,
-                });
+        match bcd.get_mut(..bytes.len()) {
+            Some(dst) if bytes.len() == 6 || bytes.len() == 10 => dst.copy_from_slice(bytes),
+            _ => {
+                return Err(Jt808Error::invalid(
+                    "terminal phone",
+                    format!("{} BCD bytes; expected 6 (2013) or 10 (2019)", bytes.len()),
+                ));
             }
-            *slot = *b;
+        }
+        if let Some(i) = first_non_bcd(bytes) {
+            return Err(Jt808Error::BadBcd {
+                field: "terminal phone".into(),
+                offset: offset + i,
+                byte: bytes.get(i).copied().unwrap_or(0),
+            });
         }
         Ok(Phone {
             bcd,
@@ -221,6 +222,7 @@ impl Header {
     }
 
     /// Reads a header; returns it with the message id and declared body length.
+    #[inline]
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<(Header, u16, usize)> {
         let msg_id = r.u16("message id")?;
         let props = r.u16("message properties")?;

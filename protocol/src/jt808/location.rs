@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Jt808Error;
-use super::reader::Reader;
+use super::reader::{Reader, be16, be32, first_non_bcd};
 
 type Result<T> = core::result::Result<T, Jt808Error>;
 
@@ -49,28 +49,24 @@ pub struct BcdTime {
 }
 
 impl BcdTime {
-    fn read(r: &mut Reader<'_>) -> Result<BcdTime> {
-        let at = r.offset();
-        let raw: [u8; 6] = r.array("time")?;
-        let mut v = [0u8; 6];
-        for (i, (d, b)) in v.iter_mut().zip(raw).enumerate() {
-            if b >> 4 > 9 || b & 0x0F > 9 {
-                return Err(Jt808Error::BadBcd {
-                    field: "time".into(),
-                    offset: at + i,
-                    byte: b,
-                });
-            }
-            *d = (b >> 4) * 10 + (b & 0x0F);
+    /// From 6 BCD bytes at `offset`.
+    #[inline]
+    fn from_bcd(raw: &[u8], offset: usize) -> Result<BcdTime> {
+        if let Some(i) = first_non_bcd(raw) {
+            return Err(Jt808Error::BadBcd {
+                field: "time".into(),
+                offset: offset + i,
+                byte: raw.get(i).copied().unwrap_or(0),
+            });
         }
-        let [year, month, day, hour, minute, second] = v;
+        let d = |i: usize| raw.get(i).map_or(0, |b| (b >> 4) * 10 + (b & 0x0F));
         Ok(BcdTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
+            year: d(0),
+            month: d(1),
+            day: d(2),
+            hour: d(3),
+            minute: d(4),
+            second: d(5),
         })
     }
 
@@ -206,30 +202,24 @@ impl AdditionalItem {
     }
 
     /// Types an item from its id and data.
+    #[inline]
     pub fn from_raw(id: u8, data: &[u8]) -> AdditionalItem {
-        let u16_of = |d: &[u8]| match d {
-            [a, b] => Some(u16::from_be_bytes([*a, *b])),
-            _ => None,
-        };
-        let u32_of = |d: &[u8]| match d {
-            [a, b, c, e] => Some(u32::from_be_bytes([*a, *b, *c, *e])),
-            _ => None,
-        };
-        let typed = match (id, data) {
-            (0x01, d) => u32_of(d).map(AdditionalItem::Mileage),
-            (0x02, d) => u16_of(d).map(AdditionalItem::Fuel),
-            (0x03, d) => u16_of(d).map(AdditionalItem::RecorderSpeed),
-            (0x25, d) => u32_of(d).map(AdditionalItem::VehicleSignal),
-            (0x2A, d) => u16_of(d).map(AdditionalItem::IoStatus),
-            (0x2B, d) => u32_of(d).map(AdditionalItem::Analog),
-            (0x30, [b]) => Some(AdditionalItem::SignalStrength(*b)),
-            (0x31, [b]) => Some(AdditionalItem::Satellites(*b)),
-            _ => None,
-        };
-        typed.unwrap_or_else(|| AdditionalItem::Other {
-            id,
-            data: data.to_vec(),
-        })
+        match (id, data) {
+            (0x01, &[a, b, c, d]) => AdditionalItem::Mileage(u32::from_be_bytes([a, b, c, d])),
+            (0x02, &[a, b]) => AdditionalItem::Fuel(u16::from_be_bytes([a, b])),
+            (0x03, &[a, b]) => AdditionalItem::RecorderSpeed(u16::from_be_bytes([a, b])),
+            (0x25, &[a, b, c, d]) => {
+                AdditionalItem::VehicleSignal(u32::from_be_bytes([a, b, c, d]))
+            }
+            (0x2A, &[a, b]) => AdditionalItem::IoStatus(u16::from_be_bytes([a, b])),
+            (0x2B, &[a, b, c, d]) => AdditionalItem::Analog(u32::from_be_bytes([a, b, c, d])),
+            (0x30, &[b]) => AdditionalItem::SignalStrength(b),
+            (0x31, &[b]) => AdditionalItem::Satellites(b),
+            _ => AdditionalItem::Other {
+                id,
+                data: data.to_vec(),
+            },
+        }
     }
 
     fn write(&self, out: &mut Vec<u8>) -> Result<()> {
@@ -328,24 +318,20 @@ impl LocationReport {
         })
     }
 
+    #[inline]
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<LocationReport> {
-        let alarm = r.u32("alarm flags")?;
-        let status = r.u32("status")?;
-        let lat_1e6 = r.u32("latitude")?;
-        let lon_1e6 = r.u32("longitude")?;
-        let altitude_m = r.u16("altitude")?;
-        let speed_0_1kmh = r.u16("speed")?;
-        let direction_deg = r.u16("direction")?;
-        let time = BcdTime::read(r)?;
+        let at = r.offset();
+        let f = r.take(Self::FIXED_LEN, "location report (28 fixed bytes)")?;
+        let time = BcdTime::from_bcd(f.get(22..28).unwrap_or(&[]), at + 22)?;
         let items = read_items(r)?;
         Ok(LocationReport {
-            alarm,
-            status,
-            lat_1e6,
-            lon_1e6,
-            altitude_m,
-            speed_0_1kmh,
-            direction_deg,
+            alarm: be32(f, 0),
+            status: be32(f, 4),
+            lat_1e6: be32(f, 8),
+            lon_1e6: be32(f, 12),
+            altitude_m: be16(f, 16),
+            speed_0_1kmh: be16(f, 18),
+            direction_deg: be16(f, 20),
             time,
             items,
         })
@@ -367,23 +353,47 @@ impl LocationReport {
     }
 }
 
+#[inline]
 fn read_items(r: &mut Reader<'_>) -> Result<Vec<AdditionalItem>> {
+    let at = r.offset();
+    let all = r.rest();
     // Count first so the vector is allocated once, at its final size.
-    let rest = r.peek_rest();
     let mut count = 0usize;
-    let mut at = 0usize;
-    while let Some(len) = rest.get(at + 1) {
-        at += 2 + usize::from(*len);
+    let mut rest = all;
+    while let [_, len, tail @ ..] = rest {
+        rest = tail.get(usize::from(*len)..).unwrap_or(&[]);
         count += 1;
     }
     let mut items = Vec::with_capacity(count);
-    while r.remaining() > 0 {
-        let id = r.u8("additional item id")?;
-        let len = r.u8("additional item length")?;
-        let data = r.take(usize::from(len), "additional item data")?;
-        items.push(AdditionalItem::from_raw(id, data));
+    let mut rest = all;
+    loop {
+        match rest {
+            [] => return Ok(items),
+            [id, len, tail @ ..] => match tail.split_at_checked(usize::from(*len)) {
+                Some((data, next)) => {
+                    items.push(AdditionalItem::from_raw(*id, data));
+                    rest = next;
+                }
+                None => {
+                    let offset = at + (all.len() - tail.len());
+                    return Err(Jt808Error::Truncated {
+                        field: format!("additional item {id:#04x}"),
+                        offset,
+                        needed: usize::from(*len),
+                        available: tail.len(),
+                    });
+                }
+            },
+            [_] => {
+                return Err(Jt808Error::Truncated {
+                    field: "additional item length".into(),
+                    offset: at + all.len(),
+                    needed: 1,
+                    available: 0,
+                });
+            }
+        }
     }
-    Ok(items)
 }
 
 /// The type byte of a 0x0704 batch.
