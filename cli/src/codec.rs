@@ -50,11 +50,16 @@ pub fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// The protocols the CLI knows.
-pub const PROTOCOLS: &[&str] = &[];
+pub const PROTOCOLS: &[&str] = &["jt808", "jbd", "daly"];
 
 /// Decodes one frame of `protocol` from bytes into JSON.
 pub fn decode(protocol: &str, bytes: &[u8]) -> CliResult {
-    let _ = bytes;
+    match protocol {
+        "jt808" => return crate::codec_tbox_bms::decode_jt808(bytes),
+        "jbd" => return crate::codec_tbox_bms::decode_jbd(bytes),
+        "daly" => return crate::codec_tbox_bms::decode_daly(bytes),
+        _ => {}
+    }
     Err(format!(
         "unknown protocol {protocol:?}: expected one of {}",
         PROTOCOLS.join(", ")
@@ -63,7 +68,12 @@ pub fn decode(protocol: &str, bytes: &[u8]) -> CliResult {
 
 /// Encodes one frame of `protocol` from JSON into bytes.
 pub fn encode(protocol: &str, json: &Value) -> Result<Vec<u8>, String> {
-    let _ = json;
+    match protocol {
+        "jt808" => return crate::codec_tbox_bms::encode_jt808(json),
+        "jbd" => return crate::codec_tbox_bms::encode_jbd(json),
+        "daly" => return crate::codec_tbox_bms::encode_daly(json),
+        _ => {}
+    }
     Err(format!(
         "unknown protocol {protocol:?}: expected one of {}",
         PROTOCOLS.join(", ")

@@ -96,7 +96,9 @@ mod protocol {
         if input == again {
             Ok(())
         } else {
-            Err(json!({"kind": "reencode_mismatch", "input": to_hex(input), "reencoded": to_hex(again)}))
+            Err(
+                json!({"kind": "reencode_mismatch", "input": to_hex(input), "reencoded": to_hex(again)}),
+            )
         }
     }
 
