@@ -301,6 +301,12 @@ impl FrameCodec for Jt808Codec {
     }
 
     fn find_start(&self, buf: &[u8]) -> Option<usize> {
+        // Back-to-back frames: the next one starts right here.
+        if let [FLAG, next, ..] = buf {
+            if *next != FLAG {
+                return Some(0);
+            }
+        }
         let mut from = 0;
         loop {
             let i = from + memchr::memchr(FLAG, buf.get(from..)?)?;
