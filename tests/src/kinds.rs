@@ -50,11 +50,11 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
             let n = a.next(i.class).map_err(|e| error_json(&e))?;
             Ok(json!(n.get()))
         }
-        "protocol.jt808.frame" => protocol::jt808_frame(v),
-        "protocol.jt808.body" => protocol::jt808_body(v),
-        "protocol.jt808.reassemble" => protocol::jt808_reassemble(v),
-        "protocol.jbd.frame" => protocol::jbd_frame(v),
-        "protocol.daly.frame" => protocol::daly_frame(v),
+        "protocol.jt808.frame" => tbox_bms::jt808_frame(v),
+        "protocol.jt808.body" => tbox_bms::jt808_body(v),
+        "protocol.jt808.reassemble" => tbox_bms::jt808_reassemble(v),
+        "protocol.jbd.frame" => tbox_bms::jbd_frame(v),
+        "protocol.daly.frame" => tbox_bms::daly_frame(v),
         other => Err(
             json!({"kind": "unknown_vector_kind", "message": format!("no evaluator for kind {other:?}")}),
         ),
@@ -63,7 +63,7 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
 
 /// Evaluators for the JT/T 808 and BMS vectors: every frame must decode to
 /// the expected value and re-encode to exactly the input bytes.
-mod protocol {
+mod tbox_bms {
     use chargeswap_protocol::bms::daly::DalyFrame;
     use chargeswap_protocol::bms::jbd::JbdFrame;
     use chargeswap_protocol::jt808::{self, Body, Packet, Reassembler, Version};

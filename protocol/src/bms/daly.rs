@@ -360,66 +360,108 @@ pub struct DalyCellBalance {
 /// level 2 a protection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
 pub enum DalyFault {
-    // byte 0
+    /// Byte 0 bit 0: cell overvoltage level 1 (alarm).
     CellOvervoltageLevel1,
+    /// Byte 0 bit 1: cell overvoltage level 2 (protection).
     CellOvervoltageLevel2,
+    /// Byte 0 bit 2: cell undervoltage level 1 (alarm).
     CellUndervoltageLevel1,
+    /// Byte 0 bit 3: cell undervoltage level 2 (protection).
     CellUndervoltageLevel2,
+    /// Byte 0 bit 4: pack overvoltage level 1 (alarm).
     PackOvervoltageLevel1,
+    /// Byte 0 bit 5: pack overvoltage level 2 (protection).
     PackOvervoltageLevel2,
+    /// Byte 0 bit 6: pack undervoltage level 1 (alarm).
     PackUndervoltageLevel1,
+    /// Byte 0 bit 7: pack undervoltage level 2 (protection).
     PackUndervoltageLevel2,
-    // byte 1
+    /// Byte 1 bit 0: charge overtemp level 1 (alarm).
     ChargeOvertempLevel1,
+    /// Byte 1 bit 1: charge overtemp level 2 (protection).
     ChargeOvertempLevel2,
+    /// Byte 1 bit 2: charge undertemp level 1 (alarm).
     ChargeUndertempLevel1,
+    /// Byte 1 bit 3: charge undertemp level 2 (protection).
     ChargeUndertempLevel2,
+    /// Byte 1 bit 4: discharge overtemp level 1 (alarm).
     DischargeOvertempLevel1,
+    /// Byte 1 bit 5: discharge overtemp level 2 (protection).
     DischargeOvertempLevel2,
+    /// Byte 1 bit 6: discharge undertemp level 1 (alarm).
     DischargeUndertempLevel1,
+    /// Byte 1 bit 7: discharge undertemp level 2 (protection).
     DischargeUndertempLevel2,
-    // byte 2
+    /// Byte 2 bit 0: charge overcurrent level 1 (alarm).
     ChargeOvercurrentLevel1,
+    /// Byte 2 bit 1: charge overcurrent level 2 (protection).
     ChargeOvercurrentLevel2,
+    /// Byte 2 bit 2: discharge overcurrent level 1 (alarm).
     DischargeOvercurrentLevel1,
+    /// Byte 2 bit 3: discharge overcurrent level 2 (protection).
     DischargeOvercurrentLevel2,
+    /// Byte 2 bit 4: soc high level 1 (alarm).
     SocHighLevel1,
+    /// Byte 2 bit 5: soc high level 2 (protection).
     SocHighLevel2,
+    /// Byte 2 bit 6: soc low level 1 (alarm).
     SocLowLevel1,
+    /// Byte 2 bit 7: soc low level 2 (protection).
     SocLowLevel2,
-    // byte 3 (bits 4-7 reserved)
+    /// Byte 3 bit 0: cell voltage diff level 1 (alarm).
     CellVoltageDiffLevel1,
+    /// Byte 3 bit 1: cell voltage diff level 2 (protection).
     CellVoltageDiffLevel2,
+    /// Byte 3 bit 2: temperature diff level 1 (alarm).
     TemperatureDiffLevel1,
+    /// Byte 3 bit 3: temperature diff level 2 (protection).
     TemperatureDiffLevel2,
-    // byte 4
+    /// Byte 4 bit 0: charge mos overtemp.
     ChargeMosOvertemp,
+    /// Byte 4 bit 1: discharge mos overtemp.
     DischargeMosOvertemp,
+    /// Byte 4 bit 2: charge mos temp sensor fault.
     ChargeMosTempSensorFault,
+    /// Byte 4 bit 3: discharge mos temp sensor fault.
     DischargeMosTempSensorFault,
+    /// Byte 4 bit 4: charge mos adhesion.
     ChargeMosAdhesion,
+    /// Byte 4 bit 5: discharge mos adhesion.
     DischargeMosAdhesion,
+    /// Byte 4 bit 6: charge mos open circuit.
     ChargeMosOpenCircuit,
+    /// Byte 4 bit 7: discharge mos open circuit.
     DischargeMosOpenCircuit,
-    // byte 5
+    /// Byte 5 bit 0: afe chip fault.
     AfeChipFault,
+    /// Byte 5 bit 1: voltage collection dropped.
     VoltageCollectionDropped,
+    /// Byte 5 bit 2: cell temp sensor fault.
     CellTempSensorFault,
+    /// Byte 5 bit 3: eeprom fault.
     EepromFault,
+    /// Byte 5 bit 4: rtc fault.
     RtcFault,
+    /// Byte 5 bit 5: precharge failure.
     PrechargeFailure,
+    /// Byte 5 bit 6: vehicle comm fault.
     VehicleCommFault,
+    /// Byte 5 bit 7: internal comm fault.
     InternalCommFault,
-    // byte 6 (bits 4-7 reserved)
+    /// Byte 6 bit 0: current module fault.
     CurrentModuleFault,
+    /// Byte 6 bit 1: pack voltage detect fault.
     PackVoltageDetectFault,
+    /// Byte 6 bit 2: short circuit protect fault.
     ShortCircuitProtectFault,
+    /// Byte 6 bit 3: low voltage charge forbidden.
     LowVoltageChargeForbidden,
     /// A reserved bit, by data byte (0–6) and bit (0–7).
     Bit {
+        /// Data byte, 0 to 6.
         byte: u8,
+        /// Bit, 0 to 7.
         bit: u8,
     },
 }
