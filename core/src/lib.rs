@@ -12,11 +12,20 @@
 //! Modules:
 //! - [`money`]: exact money, rounding rules and allocation.
 //! - [`numbering`]: the device numbering plan and a number allocator.
+//! - [`ledger`]: the double-entry ledger every money movement goes through.
+//! - [`wallet`]: rider wallets (paid and gift credit) on the ledger.
+//! - [`deposit`]: deposits and deposit waivers on the ledger.
+//! - [`report`]: pure aggregations over the ledger's history.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod money;
 pub mod numbering;
+
+pub mod deposit;
+pub mod ledger;
+pub mod report;
+pub mod wallet;
 
 pub use money::{Currency, Money, MoneyError, Rounding};
 pub use numbering::{DeviceClass, DeviceNo, DeviceNoAllocator, NumberingError};

@@ -1,0 +1,1 @@
+//! deposit (in progress).
