@@ -131,6 +131,37 @@ impl Key {
             .ok_or_else(|| invalid_key(field, &format!("{self}{suffix}")))
     }
 
+    /// A key from a literal at compile time. Bytes that are not printable
+    /// ASCII become `_`, an empty literal becomes `"_"` and a long one is cut
+    /// at [`KEY_CAPACITY`], so the result is always a valid key. Use
+    /// [`Key::new`] for input.
+    ///
+    /// ```
+    /// use chargeswap_core::ledger::Key;
+    /// const REVENUE: Key = Key::lit("platform:revenue");
+    /// assert_eq!(REVENUE.as_str(), "platform:revenue");
+    /// assert_eq!(Key::lit("a b").as_str(), "a_b");
+    /// ```
+    #[allow(clippy::indexing_slicing)] // const fn: bounds checked by the loop condition
+    pub const fn lit(text: &str) -> Key {
+        let b = text.as_bytes();
+        let mut bytes = [0u8; KEY_CAPACITY];
+        let mut i = 0;
+        while i < b.len() && i < KEY_CAPACITY {
+            let c = b[i];
+            bytes[i] = if c.is_ascii_graphic() { c } else { b'_' };
+            i += 1;
+        }
+        if i == 0 {
+            bytes[0] = b'_';
+            i = 1;
+        }
+        Key {
+            len: i as u8,
+            bytes,
+        }
+    }
+
     /// The key as bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
@@ -964,6 +995,19 @@ fn minor(field: &str, amount: Money, currency: Currency, account: Key) -> Result
             field: field.to_owned(),
             amount,
         });
+    }
+    // Fast path (no decimal multiplication): an amount with at most the
+    // currency's decimal places is mantissa × 10^(minor units − scale).
+    let d = amount.amount();
+    let mu = currency.minor_units();
+    if d.scale() <= mu {
+        let scaled = 10i128
+            .checked_pow(mu - d.scale())
+            .and_then(|p| d.mantissa().checked_mul(p))
+            .and_then(|v| i64::try_from(v).ok());
+        if let Some(v) = scaled {
+            return Ok(v);
+        }
     }
     amount
         .to_minor()
