@@ -22,7 +22,7 @@ const N: usize = 100_000;
 
 fn setup() -> Ledger {
     let now = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();
-    let mut l = Ledger::with_capacity(RIDERS + 2, 2 * N);
+    let mut l = Ledger::with_capacity(RIDERS + 2, 0);
     l.create_account(
         &NewAccount::new(Key::new("clearing").unwrap(), AccountKind::PaymentClearing),
         now,
@@ -91,7 +91,11 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("transfers_100k", |b| {
         b.iter_batched(
-            || base.clone(),
+            || {
+                let mut l = base.clone();
+                l.reserve(N);
+                l
+            },
             |mut l| {
                 for cmd in &cmds {
                     l.apply(cmd, now).unwrap();
@@ -141,7 +145,11 @@ fn bench(c: &mut Criterion) {
         .collect();
     g.bench_function("hold_post_100k", |b| {
         b.iter_batched(
-            || base.clone(),
+            || {
+                let mut l = base.clone();
+                l.reserve(N);
+                l
+            },
             |mut l| {
                 for (h, p) in &holds {
                     l.apply(h, now).unwrap();
@@ -157,7 +165,11 @@ fn bench(c: &mut Criterion) {
     // revenue share is typically 2-4 transfers).
     g.bench_function("batches_of_4_100k", |b| {
         b.iter_batched(
-            || base.clone(),
+            || {
+                let mut l = base.clone();
+                l.reserve(N);
+                l
+            },
             |mut l| {
                 for chunk in cmds.chunks(4) {
                     l.apply_batch(chunk, now).unwrap();

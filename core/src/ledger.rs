@@ -954,6 +954,8 @@ struct Slot {
     credits_posted: i64,
     /// History indices of the posted entries (single-phase and posts) touching this account.
     posted: Vec<u32>,
+    /// How many transfers the history held when the account was created.
+    history_len_at_creation: usize,
 }
 
 /// The ledger: accounts, the immutable history of transfers and expiries,
@@ -996,26 +998,26 @@ fn minor(field: &str, amount: Money, currency: Currency, account: Key) -> Result
             amount,
         });
     }
-    // Fast path (no decimal multiplication): an amount with at most the
-    // currency's decimal places is mantissa × 10^(minor units − scale).
-    let d = amount.amount();
-    let mu = currency.minor_units();
-    if d.scale() <= mu {
-        let scaled = 10i128
-            .checked_pow(mu - d.scale())
-            .and_then(|p| d.mantissa().checked_mul(p))
-            .and_then(|v| i64::try_from(v).ok());
-        if let Some(v) = scaled {
-            return Ok(v);
-        }
-    }
-    amount
-        .to_minor()
-        .ok_or_else(|| LedgerError::AmountNotMinorExact {
+    to_minor(amount).ok_or_else(|| LedgerError::AmountNotMinorExact {
             field: field.to_owned(),
             amount,
             minor_units: currency.minor_units(),
         })
+}
+
+/// The amount in minor units if it is a whole number of them. Fast path (no
+/// decimal multiplication): an amount with at most the currency's decimal
+/// places is mantissa × 10^(minor units − scale).
+fn to_minor(amount: Money) -> Option<i64> {
+    let d = amount.amount();
+    let mu = amount.currency().minor_units();
+    if d.scale() <= mu {
+        return 10i128
+            .checked_pow(mu - d.scale())
+            .and_then(|p| d.mantissa().checked_mul(p))
+            .and_then(|v| i64::try_from(v).ok());
+    }
+    amount.to_minor()
 }
 
 fn idx(i: usize, what: &str) -> Result<u32> {
@@ -1040,6 +1042,14 @@ impl Ledger {
             transfer_index: FastMap::with_capacity_and_hasher(transfers, Default::default()),
             ..Ledger::default()
         }
+    }
+
+    /// Reserves room for `transfers` more transfers (a clone keeps only what
+    /// it holds, so a host that clones a ledger and then applies many
+    /// transfers may pre-size it).
+    pub fn reserve(&mut self, transfers: usize) {
+        self.entries.reserve(transfers);
+        self.transfer_index.reserve(transfers);
     }
 
     // ----- accounts ------------------------------------------------------
@@ -1094,9 +1104,25 @@ impl Ledger {
             credits_pending: 0,
             credits_posted: 0,
             posted: Vec::new(),
+            history_len_at_creation: self.entries.len(),
         });
         self.account_index.insert(spec.id, i);
         self.account_at(i)
+    }
+
+    /// Removes the most recently created account if it is `id` and was never
+    /// touched: the rollback of an op that created an account and then had
+    /// its transfers refused.
+    pub(crate) fn discard_new_account(&mut self, id: &Key) {
+        // No transfer was recorded since it was created, so none refers to it.
+        let unused = self
+            .slots
+            .last()
+            .is_some_and(|s| s.spec.id == *id && s.history_len_at_creation == self.entries.len());
+        if unused {
+            self.slots.pop();
+            self.account_index.remove(id);
+        }
     }
 
     /// The account with this id and its balances.
@@ -1487,7 +1513,7 @@ impl Ledger {
                 pending_id: command.id(),
             })?;
         let cur = self.slot(e.debit)?.spec.currency;
-        let same_money = |m: &Money| m.currency() == cur && m.to_minor() == Some(e.amount);
+        let same_money = |m: &Money| m.currency() == cur && to_minor(*m) == Some(e.amount);
         let dkey = self.slot(e.debit)?.spec.id;
         let ckey = self.slot(e.credit)?.spec.id;
         let differ: Option<&str> = match (command, e.kind) {
