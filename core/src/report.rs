@@ -226,7 +226,7 @@ pub fn daily(
 ) -> Result<Vec<DailyReport>> {
     let offset = options.offset()?;
     let span = (to - from).num_days();
-    if span < 0 || span >= MAX_DAYS {
+    if !(0..MAX_DAYS).contains(&span) {
         return Err(ReportError::InvalidPeriod {
             field: "to".to_owned(),
             from: from.to_string(),
