@@ -1,6 +1,12 @@
 //! Ledger transfers in memory. Target: ≥ 1,000,000 transfers/s.
 //!
 //! `cargo bench -p chargeswap-core --bench ledger -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Two groups: `ledger/*` and `id_index/*` measure wall-clock time (the
+//! figure of record on a quiet machine); `cpu/ledger/*` measures the
+//! benchmark thread's CPU time (from /proc/thread-self/schedstat), which
+//! leaves out time spent waiting for a core and so stays meaningful on a
+//! shared, loaded machine. Select one with a filter, e.g. `-- cpu/`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,7 +21,46 @@ use std::hash::BuildHasher;
 use chargeswap_core::ledger::{AccountKind, Command, Key, Ledger, NewAccount};
 use chargeswap_core::money::{Currency, Money};
 use chrono::{TimeZone, Utc};
+use std::time::Duration;
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+/// CPU time of the calling thread (Linux), in the same units as wall time.
+pub struct ThreadCpuTime;
+
+fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = text
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+    fn start(&self) -> Duration {
+        thread_cpu()
+    }
+    fn end(&self, i: Duration) -> Duration {
+        thread_cpu().saturating_sub(i)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        WallTime.formatter()
+    }
+}
 
 const RIDERS: usize = 10_000;
 const N: usize = 100_000;
@@ -82,11 +127,20 @@ fn commands() -> Vec<Command> {
 }
 
 fn bench(c: &mut Criterion) {
+    transfers(c, "ledger");
+    index(c);
+}
+
+fn bench_cpu(c: &mut Criterion<ThreadCpuTime>) {
+    transfers(c, "cpu/ledger");
+}
+
+fn transfers<M: Measurement>(c: &mut Criterion<M>, group: &str) {
     let now = Utc.with_ymd_and_hms(2024, 5, 1, 8, 0, 0).unwrap();
     let base = setup();
     let cmds = commands();
 
-    let mut g = c.benchmark_group("ledger");
+    let mut g = c.benchmark_group(group);
     g.sample_size(10);
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("transfers_100k", |b| {
@@ -193,9 +247,11 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+}
 
+fn index(c: &mut Criterion) {
     // Why FxHash: the id index lookup with std's SipHash-1-3 vs rustc-hash.
-    let keys: Vec<Key> = cmds.iter().map(Command::id).collect();
+    let keys: Vec<Key> = commands().iter().map(Command::id).collect();
     let mut g = c.benchmark_group("id_index");
     g.throughput(Throughput::Elements(N as u64));
     fn lookups<S: BuildHasher + Default>(keys: &[Key]) -> HashMap<Key, u32, S> {
@@ -217,4 +273,9 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = bench_cpu
+}
+criterion_main!(benches, cpu);

@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 use crate::error_json;
 
+mod ledger;
+
 fn input<T: DeserializeOwned>(v: &Value) -> Result<T, Value> {
     serde_json::from_value(v.clone())
         .map_err(|e| json!({"kind": "bad_input", "message": e.to_string()}))
@@ -50,6 +52,10 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
             let n = a.next(i.class).map_err(|e| error_json(&e))?;
             Ok(json!(n.get()))
         }
+        "ledger.sequence" => ledger::ledger_sequence(v),
+        "wallet.sequence" => ledger::wallet_sequence(v),
+        "deposit.sequence" => ledger::deposit_sequence(v),
+        "report.daily" => ledger::report_daily(v),
         other => Err(
             json!({"kind": "unknown_vector_kind", "message": format!("no evaluator for kind {other:?}")}),
         ),
