@@ -128,11 +128,12 @@ fn commands() -> Vec<Command> {
 
 fn bench(c: &mut Criterion) {
     transfers(c, "ledger");
-    index(c);
+    index(c, "id_index");
 }
 
 fn bench_cpu(c: &mut Criterion<ThreadCpuTime>) {
     transfers(c, "cpu/ledger");
+    index(c, "cpu/id_index");
 }
 
 fn transfers<M: Measurement>(c: &mut Criterion<M>, group: &str) {
@@ -249,10 +250,10 @@ fn transfers<M: Measurement>(c: &mut Criterion<M>, group: &str) {
     g.finish();
 }
 
-fn index(c: &mut Criterion) {
+fn index<M: Measurement>(c: &mut Criterion<M>, group: &str) {
     // Why FxHash: the id index lookup with std's SipHash-1-3 vs rustc-hash.
     let keys: Vec<Key> = commands().iter().map(Command::id).collect();
-    let mut g = c.benchmark_group("id_index");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(N as u64));
     fn lookups<S: BuildHasher + Default>(keys: &[Key]) -> HashMap<Key, u32, S> {
         let mut m = HashMap::with_capacity_and_hasher(keys.len(), S::default());

@@ -53,7 +53,7 @@
 //! ```
 
 use core::fmt;
-use core::hash::{Hash, Hasher};
+use core::hash::{BuildHasher, Hash, Hasher};
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
@@ -67,6 +67,64 @@ pub type Timestamp = DateTime<Utc>;
 /// The hash map used on the hot path: keys are host-chosen ids (short ASCII),
 /// hashed with rustc-hash's FxHasher (see docs/benchmarks.md for why).
 type FastMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
+
+fn key_hash(k: &Key) -> u64 {
+    rustc_hash::FxBuildHasher.hash_one(k)
+}
+
+/// The transfer-id index: a hash table of history indices (4 bytes a
+/// bucket; the ids themselves live in the history), so the index of a
+/// million transfers stays small enough for the caches.
+#[derive(Clone, Default)]
+struct IdIndex {
+    table: hashbrown::HashTable<u32>,
+}
+
+impl fmt::Debug for IdIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdIndex({} ids)", self.table.len())
+    }
+}
+
+impl IdIndex {
+    fn with_capacity(n: usize) -> IdIndex {
+        IdIndex {
+            table: hashbrown::HashTable::with_capacity(n),
+        }
+    }
+
+    fn get(&self, entries: &[Entry], id: &Key) -> Option<u32> {
+        self.table
+            .find(key_hash(id), |&i| entries.get(i as usize).is_some_and(|e| e.id == *id))
+            .copied()
+    }
+
+    fn contains(&self, entries: &[Entry], id: &Key) -> bool {
+        self.get(entries, id).is_some()
+    }
+
+    /// Adds `i` (whose entry must already be in `entries`).
+    fn insert(&mut self, entries: &[Entry], id: &Key, i: u32) {
+        self.table.insert_unique(key_hash(id), i, |&j| {
+            entries.get(j as usize).map_or(0, |e| key_hash(&e.id))
+        });
+    }
+
+    fn remove(&mut self, entries: &[Entry], id: &Key) {
+        if let Ok(e) = self
+            .table
+            .find_entry(key_hash(id), |&i| entries.get(i as usize).is_some_and(|e| e.id == *id))
+        {
+            e.remove();
+        }
+    }
+
+    fn reserve(&mut self, entries: &[Entry], n: usize) {
+        self.table.reserve(n, |&j| {
+            entries.get(j as usize).map_or(0, |e| key_hash(&e.id))
+        });
+    }
+}
 
 /// The longest [`Key`] in bytes.
 pub const KEY_CAPACITY: usize = 48;
@@ -969,7 +1027,7 @@ pub struct Ledger {
     slots: Vec<Slot>,
     account_index: FastMap<Key, u32>,
     entries: Vec<Entry>,
-    transfer_index: FastMap<Key, u32>,
+    transfer_index: IdIndex,
     holds: FastMap<u32, HoldState>,
     /// Open holds with a deadline, ordered by (deadline, history index).
     deadlines: BTreeSet<(Timestamp, u32)>,
@@ -1039,7 +1097,7 @@ impl Ledger {
             slots: Vec::with_capacity(accounts),
             account_index: FastMap::with_capacity_and_hasher(accounts, Default::default()),
             entries: Vec::with_capacity(transfers),
-            transfer_index: FastMap::with_capacity_and_hasher(transfers, Default::default()),
+            transfer_index: IdIndex::with_capacity(transfers),
             ..Ledger::default()
         }
     }
@@ -1049,7 +1107,7 @@ impl Ledger {
     /// transfers may pre-size it).
     pub fn reserve(&mut self, transfers: usize) {
         self.entries.reserve(transfers);
-        self.transfer_index.reserve(transfers);
+        self.transfer_index.reserve(&self.entries, transfers);
     }
 
     // ----- accounts ------------------------------------------------------
@@ -1209,7 +1267,51 @@ impl Ledger {
     /// ```
     pub fn apply(&mut self, command: &Command, now: Timestamp) -> Result<Transfer> {
         let i = self.apply_index(command, now)?;
-        self.transfer_at(i)
+        self.transfer_for(i, command)
+    }
+
+    /// The transfer at `i`, which `command` created or matched: a transfer or
+    /// hold takes its account ids from the command (they were checked equal),
+    /// which saves two account reads on the hot path.
+    fn transfer_for(&self, i: u32, command: &Command) -> Result<Transfer> {
+        let (debit_account, credit_account) = match *command {
+            Command::Transfer {
+                debit_account,
+                credit_account,
+                ..
+            }
+            | Command::Hold {
+                debit_account,
+                credit_account,
+                ..
+            } => (debit_account, credit_account),
+            Command::Post { .. } | Command::Void { .. } => return self.transfer_at(i),
+        };
+        let e = self
+            .entries
+            .get(i as usize)
+            .ok_or_else(|| LedgerError::Capacity {
+                what: "transfers".to_owned(),
+                max: self.entries.len() as u64,
+            })?;
+        let currency = match command {
+            Command::Transfer { amount, .. } | Command::Hold { amount, .. } => amount.currency(),
+            _ => Currency::CNY,
+        };
+        let phase = match e.kind {
+            EntryKind::Pending { expires_at } => Phase::Pending { expires_at },
+            _ => Phase::Posted,
+        };
+        Ok(Transfer {
+            id: e.id,
+            debit_account,
+            credit_account,
+            amount: Money::from_minor(e.amount, currency),
+            code: e.code,
+            reference: e.reference,
+            timestamp: e.timestamp,
+            phase,
+        })
     }
 
     /// Applies commands in order, atomically: either every command applies
@@ -1223,7 +1325,7 @@ impl Ledger {
         let mut applied = Vec::with_capacity(commands.len());
         for (index, c) in commands.iter().enumerate() {
             match self.apply_index(c, now) {
-                Ok(i) => applied.push(i),
+                Ok(i) => applied.push((i, c)),
                 Err(error) => {
                     self.rollback(start);
                     self.last = last;
@@ -1234,12 +1336,15 @@ impl Ledger {
                 }
             }
         }
-        applied.into_iter().map(|i| self.transfer_at(i)).collect()
+        applied
+            .into_iter()
+            .map(|(i, c)| self.transfer_for(i, c))
+            .collect()
     }
 
     fn apply_index(&mut self, command: &Command, now: Timestamp) -> Result<u32> {
         let id = command.id();
-        if let Some(&i) = self.transfer_index.get(&id) {
+        if let Some(i) = self.transfer_index.get(&self.entries, &id) {
             return self.compare(i, command).map(|()| i);
         }
         if let Some(last) = self.last {
@@ -1395,8 +1500,9 @@ impl Ledger {
 
     fn push(&mut self, e: Entry) -> u32 {
         let i = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
-        self.transfer_index.insert(e.id, i);
+        let id = e.id;
         self.entries.push(e);
+        self.transfer_index.insert(&self.entries, &id, i);
         i
     }
 
@@ -1455,9 +1561,9 @@ impl Ledger {
     }
 
     fn open_hold(&self, pending_id: Key, now: Timestamp) -> Result<(u32, Entry)> {
-        let p = *self
+        let p = self
             .transfer_index
-            .get(&pending_id)
+            .get(&self.entries, &pending_id)
             .ok_or(LedgerError::PendingNotFound { pending_id })?;
         let hold = *self
             .entries
@@ -1587,9 +1693,10 @@ impl Ledger {
     /// Undoes every entry from `start` on, newest first.
     fn rollback(&mut self, start: usize) {
         while self.entries.len() > start {
-            let Some(e) = self.entries.pop() else { break };
+            let Some(&e) = self.entries.last() else { break };
+            self.transfer_index.remove(&self.entries, &e.id);
+            self.entries.pop();
             let i = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
-            self.transfer_index.remove(&e.id);
             match e.kind {
                 EntryKind::Posted => {
                     if let Some(d) = self.slots.get_mut(e.debit as usize) {
@@ -1762,7 +1869,7 @@ impl Ledger {
 
     /// The transfer with this id.
     pub fn transfer(&self, id: &Key) -> Option<Transfer> {
-        let i = *self.transfer_index.get(id)?;
+        let i = self.transfer_index.get(&self.entries, id)?;
         self.transfer_at(i).ok()
     }
 
@@ -1789,7 +1896,7 @@ impl Ledger {
 
     /// The state of a hold, or None if `id` names no hold.
     pub fn pending_status(&self, id: &Key) -> Option<PendingStatus> {
-        let i = *self.transfer_index.get(id)?;
+        let i = self.transfer_index.get(&self.entries, id)?;
         let s = self.holds.get(&i)?;
         Some(self.status_of(*s))
     }
@@ -2019,7 +2126,7 @@ impl Ledger {
                     pending_id,
                 },
             };
-            if l.transfer_index.contains_key(&t.id) {
+            if l.transfer_index.contains(&l.entries, &t.id) {
                 return Err(bad_state(
                     format!("transfer {}", t.id),
                     LedgerError::IdConflict {
@@ -2060,9 +2167,9 @@ impl Ledger {
                 ));
             }
         }
-        let p = *self
+        let p = self
             .transfer_index
-            .get(&x.pending_id)
+            .get(&self.entries, &x.pending_id)
             .ok_or_else(|| bad_state(at(), LedgerError::PendingNotFound {
                 pending_id: x.pending_id,
             }))?;

@@ -35,7 +35,7 @@
 //! 40 bytes.
 //!
 //! ```
-//! use chargeswap_core::ledger::{Key, Ledger};
+//! use chargeswap_core::ledger::{AccountKind, Key, Ledger, NewAccount};
 //! use chargeswap_core::wallet::{PaymentSource, WalletConfig, WalletOp, Wallets};
 //! use chrono::{Duration, TimeZone, Utc};
 //!
@@ -43,6 +43,7 @@
 //! let mut ledger = Ledger::new();
 //! let mut wallets = Wallets::new(WalletConfig::standard());
 //! wallets.create_platform_accounts(&mut ledger, now)?;
+//! ledger.create_account(&NewAccount::new(Key::new("platform:revenue")?, AccountKind::PlatformRevenue), now)?;
 //! let rider = Key::new("r1")?;
 //! let op = |s: &str| Key::new(s);
 //! wallets.apply(op("o1")?, &WalletOp::Open { rider, allow_negative: false }, &mut ledger, now)?;
