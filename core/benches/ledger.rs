@@ -74,7 +74,10 @@ fn setup() -> Ledger {
     )
     .unwrap();
     l.create_account(
-        &NewAccount::new(Key::new("platform:revenue").unwrap(), AccountKind::PlatformRevenue),
+        &NewAccount::new(
+            Key::new("platform:revenue").unwrap(),
+            AccountKind::PlatformRevenue,
+        ),
         now,
     )
     .unwrap();

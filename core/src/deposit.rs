@@ -58,8 +58,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{
-    AccountKind, Command, Key, Ledger, LedgerError, NewAccount, PendingStatus, Timestamp,
-    Transfer, codes,
+    AccountKind, Command, Key, Ledger, LedgerError, NewAccount, PendingStatus, Timestamp, Transfer,
+    codes,
 };
 use crate::money::{Currency, Money};
 
@@ -477,7 +477,10 @@ impl Deposits {
             if !matches!(d.status, DepositStatus::Held | DepositStatus::Rented) {
                 continue;
             }
-            if matches!(ledger.pending_status(&hold), Some(PendingStatus::Expired { .. })) {
+            if matches!(
+                ledger.pending_status(&hold),
+                Some(PendingStatus::Expired { .. })
+            ) {
                 d.status = DepositStatus::Lapsed;
                 out.push(d.clone());
             }
@@ -709,11 +712,7 @@ impl Deposits {
                         (t, d)
                     }
                     DepositKind::Waived { hold, .. } => {
-                        expect_state(
-                            &d,
-                            "deduct",
-                            &[DepositStatus::Held, DepositStatus::Rented],
-                        )?;
+                        expect_state(&d, "deduct", &[DepositStatus::Held, DepositStatus::Rented])?;
                         if a > minor(d.amount) {
                             return Err(DepositError::ExceedsRemaining {
                                 deposit,

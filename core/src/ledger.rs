@@ -95,7 +95,9 @@ impl IdIndex {
 
     fn get(&self, entries: &[Entry], id: &Key) -> Option<u32> {
         self.table
-            .find(key_hash(id), |&i| entries.get(i as usize).is_some_and(|e| e.id == *id))
+            .find(key_hash(id), |&i| {
+                entries.get(i as usize).is_some_and(|e| e.id == *id)
+            })
             .copied()
     }
 
@@ -111,10 +113,9 @@ impl IdIndex {
     }
 
     fn remove(&mut self, entries: &[Entry], id: &Key) {
-        if let Ok(e) = self
-            .table
-            .find_entry(key_hash(id), |&i| entries.get(i as usize).is_some_and(|e| e.id == *id))
-        {
+        if let Ok(e) = self.table.find_entry(key_hash(id), |&i| {
+            entries.get(i as usize).is_some_and(|e| e.id == *id)
+        }) {
             e.remove();
         }
     }
@@ -319,7 +320,9 @@ pub enum LedgerError {
         field: String,
     },
     /// Both balance-limit flags were set on one account.
-    #[error("account {account}: flags debits_must_not_exceed_credits and credits_must_not_exceed_debits are mutually exclusive")]
+    #[error(
+        "account {account}: flags debits_must_not_exceed_credits and credits_must_not_exceed_debits are mutually exclusive"
+    )]
     ConflictingFlags {
         /// The account id.
         account: Key,
@@ -333,7 +336,9 @@ pub enum LedgerError {
         account: Key,
     },
     /// Debit and credit account are the same.
-    #[error("debit_account and credit_account are both {account}; a transfer needs two different accounts")]
+    #[error(
+        "debit_account and credit_account are both {account}; a transfer needs two different accounts"
+    )]
     SameAccount {
         /// The account id.
         account: Key,
@@ -347,7 +352,9 @@ pub enum LedgerError {
         amount: Money,
     },
     /// The amount is not a whole number of minor units (fen).
-    #[error("{field} must be a whole number of minor units ({minor_units} decimal places for its currency), got {amount}")]
+    #[error(
+        "{field} must be a whole number of minor units ({minor_units} decimal places for its currency), got {amount}"
+    )]
     AmountNotMinorExact {
         /// The field.
         field: String,
@@ -369,7 +376,9 @@ pub enum LedgerError {
         got: Currency,
     },
     /// The debit would make the account's debits exceed its credits.
-    #[error("account {account} (debits_must_not_exceed_credits) can be debited at most {available}, got {amount}")]
+    #[error(
+        "account {account} (debits_must_not_exceed_credits) can be debited at most {available}, got {amount}"
+    )]
     ExceedsCredits {
         /// The account.
         account: Key,
@@ -379,7 +388,9 @@ pub enum LedgerError {
         amount: Money,
     },
     /// The credit would make the account's credits exceed its debits.
-    #[error("account {account} (credits_must_not_exceed_debits) can be credited at most {available}, got {amount}")]
+    #[error(
+        "account {account} (credits_must_not_exceed_debits) can be credited at most {available}, got {amount}"
+    )]
     ExceedsDebits {
         /// The account.
         account: Key,
@@ -389,7 +400,9 @@ pub enum LedgerError {
         amount: Money,
     },
     /// The transfer id exists with different content.
-    #[error("transfer id {id} already exists with a different {field}; use a new id for a new transfer")]
+    #[error(
+        "transfer id {id} already exists with a different {field}; use a new id for a new transfer"
+    )]
     IdConflict {
         /// The transfer id.
         id: Key,
@@ -445,7 +458,9 @@ pub enum LedgerError {
         now: Timestamp,
     },
     /// `now` is earlier than the last transfer's timestamp.
-    #[error("now {now} is before the last transfer at {last}; the ledger's time must not go backwards")]
+    #[error(
+        "now {now} is before the last transfer at {last}; the ledger's time must not go backwards"
+    )]
     TimestampRegressed {
         /// The `now` given.
         now: Timestamp,
@@ -499,9 +514,7 @@ pub enum Side {
 
 /// What an account is for. The kind fixes its normal side (the side on which
 /// its balance grows) and lets reports group accounts.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountKind {
     /// A rider's paid (cash) wallet balance. Credit-normal (owed to the rider).
@@ -782,7 +795,13 @@ pub enum Command {
 
 impl Command {
     /// A single-phase transfer from text ids (validated).
-    pub fn transfer(id: &str, debit: &str, credit: &str, amount: Money, code: &str) -> Result<Command> {
+    pub fn transfer(
+        id: &str,
+        debit: &str,
+        credit: &str,
+        amount: Money,
+        code: &str,
+    ) -> Result<Command> {
         Ok(Command::Transfer {
             id: Key::for_field("id", id)?,
             debit_account: Key::for_field("debit_account", debit)?,
@@ -1057,10 +1076,10 @@ fn minor(field: &str, amount: Money, currency: Currency, account: Key) -> Result
         });
     }
     to_minor(amount).ok_or_else(|| LedgerError::AmountNotMinorExact {
-            field: field.to_owned(),
-            amount,
-            minor_units: currency.minor_units(),
-        })
+        field: field.to_owned(),
+        amount,
+        minor_units: currency.minor_units(),
+    })
 }
 
 /// The amount in minor units if it is a whole number of them. Fast path (no
@@ -1191,7 +1210,8 @@ impl Ledger {
 
     /// Every account, in creation order.
     pub fn accounts(&self) -> impl Iterator<Item = Account> + '_ {
-        (0..self.slots.len()).filter_map(|i| u32::try_from(i).ok().and_then(|i| self.account_at(i).ok()))
+        (0..self.slots.len())
+            .filter_map(|i| u32::try_from(i).ok().and_then(|i| self.account_at(i).ok()))
     }
 
     /// How many accounts exist.
@@ -1465,7 +1485,14 @@ impl Ledger {
                     c.credits_posted = new_cp;
                     c.posted.push(i);
                 }
-                self.close_hold(p, &hold, HoldState::Posted { by: i, amount: posted });
+                self.close_hold(
+                    p,
+                    &hold,
+                    HoldState::Posted {
+                        by: i,
+                        amount: posted,
+                    },
+                );
                 self.push(Entry {
                     id,
                     debit: hold.debit,
@@ -1910,7 +1937,9 @@ impl Ledger {
             .map(|(i, _)| *i)
             .collect();
         v.sort_unstable();
-        v.into_iter().filter_map(|i| self.transfer_at(i).ok()).collect()
+        v.into_iter()
+            .filter_map(|i| self.transfer_at(i).ok())
+            .collect()
     }
 
     /// The timestamp of the latest transfer or expiry sweep.
@@ -1973,7 +2002,11 @@ impl Ledger {
             if e.timestamp >= to {
                 break;
             }
-            let side = if e.debit == a { Side::Debit } else { Side::Credit };
+            let side = if e.debit == a {
+                Side::Debit
+            } else {
+                Side::Credit
+            };
             if e.timestamp < from {
                 opening += signed(side, e.amount);
                 running = opening;
@@ -1984,7 +2017,11 @@ impl Ledger {
                 Side::Debit => td += i128::from(e.amount),
                 Side::Credit => tc += i128::from(e.amount),
             }
-            let other = if side == Side::Debit { e.credit } else { e.debit };
+            let other = if side == Side::Debit {
+                e.credit
+            } else {
+                e.debit
+            };
             lines.push(StatementLine {
                 transfer_id: e.id,
                 timestamp: e.timestamp,
@@ -2170,21 +2207,31 @@ impl Ledger {
         let p = self
             .transfer_index
             .get(&self.entries, &x.pending_id)
-            .ok_or_else(|| bad_state(at(), LedgerError::PendingNotFound {
-                pending_id: x.pending_id,
-            }))?;
-        let hold = self
-            .entries
-            .get(p as usize)
-            .copied()
-            .ok_or_else(|| bad_state(at(), LedgerError::PendingNotFound {
-                pending_id: x.pending_id,
-            }))?;
-        let due = matches!(hold.kind, EntryKind::Pending { expires_at: Some(e) } if e <= x.expired_at);
+            .ok_or_else(|| {
+                bad_state(
+                    at(),
+                    LedgerError::PendingNotFound {
+                        pending_id: x.pending_id,
+                    },
+                )
+            })?;
+        let hold = self.entries.get(p as usize).copied().ok_or_else(|| {
+            bad_state(
+                at(),
+                LedgerError::PendingNotFound {
+                    pending_id: x.pending_id,
+                },
+            )
+        })?;
+        let due =
+            matches!(hold.kind, EntryKind::Pending { expires_at: Some(e) } if e <= x.expired_at);
         if !due || self.holds.get(&p) != Some(&HoldState::Open) {
-            return Err(bad_state(at(), LedgerError::NotPending {
-                pending_id: x.pending_id,
-            }));
+            return Err(bad_state(
+                at(),
+                LedgerError::NotPending {
+                    pending_id: x.pending_id,
+                },
+            ));
         }
         if let EntryKind::Pending {
             expires_at: Some(e),
@@ -2193,7 +2240,8 @@ impl Ledger {
             self.deadlines.remove(&(e, p));
         }
         self.release(&hold);
-        self.holds.insert(p, HoldState::Expired { at: x.expired_at });
+        self.holds
+            .insert(p, HoldState::Expired { at: x.expired_at });
         self.expiries.push(*x);
         self.last = Some(x.expired_at);
         Ok(())

@@ -64,7 +64,9 @@ pub enum ReportError {
         value: i32,
     },
     /// The period is empty or too long.
-    #[error("{field}: the period {from} .. {to} must not end before it starts and may span at most {max_days} days")]
+    #[error(
+        "{field}: the period {from} .. {to} must not end before it starts and may span at most {max_days} days"
+    )]
     InvalidPeriod {
         /// The field at fault.
         field: String,
@@ -257,7 +259,12 @@ pub fn daily(
     // running end-of-day balances
     let (mut deposits, mut waivers, mut liabilities) = (0i64, 0i64, 0i64);
     let mut closed = 0usize;
-    let close_until = |days: &mut Vec<(NaiveDate, Flows)>, closed: &mut usize, date: Option<NaiveDate>, d: i64, w: i64, l: i64| {
+    let close_until = |days: &mut Vec<(NaiveDate, Flows)>,
+                       closed: &mut usize,
+                       date: Option<NaiveDate>,
+                       d: i64,
+                       w: i64,
+                       l: i64| {
         while let Some((day, f)) = days.get_mut(*closed) {
             if date.is_some_and(|x| *day >= x) {
                 break;
@@ -274,7 +281,14 @@ pub fn daily(
         // expiries recorded before this transfer
         while let Some(x) = expiries.next_if(|x| x.position <= n as u64) {
             let date = local(x.expired_at);
-            close_until(&mut days, &mut closed, Some(date), deposits, waivers, liabilities);
+            close_until(
+                &mut days,
+                &mut closed,
+                Some(date),
+                deposits,
+                waivers,
+                liabilities,
+            );
             if date > to {
                 break;
             }
@@ -285,7 +299,14 @@ pub fn daily(
             }
         }
         let date = local(t.timestamp);
-        close_until(&mut days, &mut closed, Some(date), deposits, waivers, liabilities);
+        close_until(
+            &mut days,
+            &mut closed,
+            Some(date),
+            deposits,
+            waivers,
+            liabilities,
+        );
         if date > to {
             break;
         }
@@ -320,7 +341,11 @@ pub fn daily(
         }
         // posted balances
         for (info, side) in [(di, Side::Debit), (ci, Side::Credit)] {
-            let signed = if side == info.kind.normal_side() { a } else { -a };
+            let signed = if side == info.kind.normal_side() {
+                a
+            } else {
+                -a
+            };
             match info.kind {
                 AccountKind::DepositHeld => deposits += signed,
                 AccountKind::PackageLiability => liabilities += signed,
@@ -357,7 +382,14 @@ pub fn daily(
     // expiries after the last transfer
     for x in expiries {
         let date = local(x.expired_at);
-        close_until(&mut days, &mut closed, Some(date), deposits, waivers, liabilities);
+        close_until(
+            &mut days,
+            &mut closed,
+            Some(date),
+            deposits,
+            waivers,
+            liabilities,
+        );
         if date > to {
             break;
         }
@@ -431,14 +463,16 @@ pub fn agent_settlement(
     let m = |v: i64| Money::from_minor(v, currency);
     Ok(by_agent
         .into_iter()
-        .map(|(agent, [opening, earned, reversed, paid])| AgentSettlement {
-            agent,
-            opening: m(opening),
-            earned: m(earned),
-            reversed: m(reversed),
-            paid_out: m(paid),
-            closing: m(opening + earned - reversed - paid),
-        })
+        .map(
+            |(agent, [opening, earned, reversed, paid])| AgentSettlement {
+                agent,
+                opening: m(opening),
+                earned: m(earned),
+                reversed: m(reversed),
+                paid_out: m(paid),
+                closing: m(opening + earned - reversed - paid),
+            },
+        )
         .collect())
 }
 

@@ -66,8 +66,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{
-    AccountKind, Command, Key, Ledger, LedgerError, NewAccount, PendingStatus, Timestamp,
-    Transfer, codes,
+    AccountKind, Command, Key, Ledger, LedgerError, NewAccount, PendingStatus, Timestamp, Transfer,
+    codes,
 };
 use crate::money::{Currency, Money};
 
@@ -614,7 +614,11 @@ impl Wallets {
         let mut cmds = Vec::new();
         let code = Key::new(codes::GIFT_EXPIRE)?;
         for w in self.riders.values() {
-            for lot in w.lots.iter().filter(|l| l.expires_at <= now && l.remaining.is_positive()) {
+            for lot in w
+                .lots
+                .iter()
+                .filter(|l| l.expires_at <= now && l.remaining.is_positive())
+            {
                 cmds.push(Command::Transfer {
                     id: lot.grant.suffixed(".expired", "grant")?,
                     debit_account: w.gift_account,
@@ -705,7 +709,11 @@ impl Wallets {
                 // Check both before creating either, so a refusal changes nothing.
                 for spec in [&paid_spec, &gift_spec] {
                     if let Some(a) = ledger.account(&spec.id) {
-                        if a.kind != spec.kind || a.flags != spec.flags || a.owner != spec.owner || a.currency != spec.currency {
+                        if a.kind != spec.kind
+                            || a.flags != spec.flags
+                            || a.owner != spec.owner
+                            || a.currency != spec.currency
+                        {
                             return Err(LedgerError::AccountExists {
                                 account: spec.id,
                                 field: "definition".to_owned(),
@@ -1080,7 +1088,12 @@ impl Wallets {
             u.refunded = Money::from_minor(minor(u.refunded) + take, cur);
             if u.expires_at > now {
                 restored += take;
-                add_lot(&mut lots, u.grant, Money::from_minor(take, cur), u.expires_at);
+                add_lot(
+                    &mut lots,
+                    u.grant,
+                    Money::from_minor(take, cur),
+                    u.expires_at,
+                );
             } else {
                 forfeited += take;
             }
@@ -1175,7 +1188,12 @@ fn add_lot(lots: &mut Vec<GiftLot>, grant: Key, amount: Money, expires_at: Times
 }
 
 /// Takes `amount` from usable lots, earliest expiry first; drops emptied lots.
-fn take_from_lots(lots: &mut Vec<GiftLot>, amount: i64, now: Timestamp, cur: Currency) -> Vec<GiftUse> {
+fn take_from_lots(
+    lots: &mut Vec<GiftLot>,
+    amount: i64,
+    now: Timestamp,
+    cur: Currency,
+) -> Vec<GiftUse> {
     let mut todo = amount;
     let mut uses = Vec::new();
     for lot in lots.iter_mut().filter(|l| l.expires_at > now) {

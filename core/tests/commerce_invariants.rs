@@ -109,8 +109,11 @@ impl World {
         let d = Deposits::new(DepositConfig::standard());
         w.create_platform_accounts(&mut l, now).unwrap();
         d.create_platform_accounts(&mut l, now).unwrap();
-        l.create_account(&NewAccount::new(k("pkg"), AccountKind::PackageLiability), now)
-            .unwrap();
+        l.create_account(
+            &NewAccount::new(k("pkg"), AccountKind::PackageLiability),
+            now,
+        )
+        .unwrap();
         l.create_account(&NewAccount::new(k("zhima"), AccountKind::CreditLine), now)
             .unwrap();
         for (i, r) in RIDERS.iter().enumerate() {
@@ -162,7 +165,12 @@ impl World {
         for (i, r) in RIDERS.iter().enumerate() {
             let paid = self.l.account(&k(&format!("{r}:wallet"))).unwrap();
             if i != 2 {
-                prop_assert!(!paid.available().is_negative(), "{} wallet negative: {:?}", r, paid);
+                prop_assert!(
+                    !paid.available().is_negative(),
+                    "{} wallet negative: {:?}",
+                    r,
+                    paid
+                );
             }
             let gift = self.l.account(&k(&format!("{r}:gift"))).unwrap();
             prop_assert!(!gift.available().is_negative());
@@ -181,7 +189,11 @@ impl World {
             let charged = o.charged.to_minor().unwrap();
             let rp = o.refunded_paid.to_minor().unwrap();
             let rg = o.refunded_gift.to_minor().unwrap();
-            prop_assert!(rp + rg <= charged, "order {} refunded more than charged", o.order);
+            prop_assert!(
+                rp + rg <= charged,
+                "order {} refunded more than charged",
+                o.order
+            );
             prop_assert!(rg <= o.from_gift.to_minor().unwrap());
             prop_assert!(rp <= o.from_paid.to_minor().unwrap());
         }
@@ -246,20 +258,31 @@ impl World {
     /// The i-th newest order (recent ones are the interesting ones).
     fn order(&self, i: usize) -> Key {
         let j = self.orders.len().checked_sub(i + 1);
-        j.and_then(|j| self.orders.get(j)).copied().unwrap_or_else(|| k("no-such-order"))
+        j.and_then(|j| self.orders.get(j))
+            .copied()
+            .unwrap_or_else(|| k("no-such-order"))
     }
     fn dep(&self, i: usize) -> Key {
         let j = self.deposits.len().checked_sub(i + 1);
-        j.and_then(|j| self.deposits.get(j)).copied().unwrap_or_else(|| k("no-such-deposit"))
+        j.and_then(|j| self.deposits.get(j))
+            .copied()
+            .unwrap_or_else(|| k("no-such-deposit"))
     }
 
     fn step(&mut self, s: &Step) -> Result<(), TestCaseError> {
         let n = self.n;
         let mins = |m: i64| self.now + Duration::minutes(m);
         match *s {
-            Step::TopUp(r, a) => self.wallet(WalletOp::TopUp { rider: k(RIDERS[r]), amount: fen(a) })?,
+            Step::TopUp(r, a) => self.wallet(WalletOp::TopUp {
+                rider: k(RIDERS[r]),
+                amount: fen(a),
+            })?,
             Step::Gift(r, a, e) => {
-                let op = WalletOp::GrantGift { rider: k(RIDERS[r]), amount: fen(a), expires_at: mins(e) };
+                let op = WalletOp::GrantGift {
+                    rider: k(RIDERS[r]),
+                    amount: fen(a),
+                    expires_at: mins(e),
+                };
                 self.wallet(op)?
             }
             Step::Pay(r, a, channel, pkg) => {
@@ -269,7 +292,11 @@ impl World {
                     amount: fen(a),
                     credit_account: k(if pkg { "pkg" } else { "platform:revenue" }),
                     code: k(if pkg { "package_purchase" } else { "swap_fee" }),
-                    source: if channel { PaymentSource::Channel } else { PaymentSource::Wallet },
+                    source: if channel {
+                        PaymentSource::Channel
+                    } else {
+                        PaymentSource::Wallet
+                    },
                 };
                 self.wallet(op)?
             }
@@ -284,17 +311,35 @@ impl World {
                 };
                 self.wallet(op)?
             }
-            Step::Capture(o, a) => self.wallet(WalletOp::Capture { order: self.order(o), amount: a.map(fen) })?,
-            Step::Release(o) => self.wallet(WalletOp::Release { order: self.order(o) })?,
+            Step::Capture(o, a) => self.wallet(WalletOp::Capture {
+                order: self.order(o),
+                amount: a.map(fen),
+            })?,
+            Step::Release(o) => self.wallet(WalletOp::Release {
+                order: self.order(o),
+            })?,
             Step::Refund(o, a, channel) => {
-                let destination = if channel { RefundDestination::OriginalChannel } else { RefundDestination::Wallet };
-                self.wallet(WalletOp::Refund { order: self.order(o), amount: fen(a), destination })?
+                let destination = if channel {
+                    RefundDestination::OriginalChannel
+                } else {
+                    RefundDestination::Wallet
+                };
+                self.wallet(WalletOp::Refund {
+                    order: self.order(o),
+                    amount: fen(a),
+                    destination,
+                })?
             }
-            Step::Withdraw(r, a) => self.wallet(WalletOp::Withdraw { rider: k(RIDERS[r]), amount: fen(a) })?,
+            Step::Withdraw(r, a) => self.wallet(WalletOp::Withdraw {
+                rider: k(RIDERS[r]),
+                amount: fen(a),
+            })?,
             Step::Payout(a) => self.wallet(WalletOp::Payout { amount: fen(a) })?,
-            Step::DepositPay(r, a) => {
-                self.deposit(DepositOp::Pay { deposit: k(&format!("D{n}")), rider: k(RIDERS[r]), amount: fen(a) })?
-            }
+            Step::DepositPay(r, a) => self.deposit(DepositOp::Pay {
+                deposit: k(&format!("D{n}")),
+                rider: k(RIDERS[r]),
+                amount: fen(a),
+            })?,
             Step::Waive(r, a, e) => {
                 let op = DepositOp::Waive {
                     deposit: k(&format!("W{n}")),
@@ -305,15 +350,35 @@ impl World {
                 };
                 self.deposit(op)?
             }
-            Step::StartRental(d) => self.deposit(DepositOp::StartRental { deposit: self.dep(d), rental: k(&format!("R{n}")) })?,
-            Step::EndRental(d) => self.deposit(DepositOp::EndRental { deposit: self.dep(d) })?,
+            Step::StartRental(d) => self.deposit(DepositOp::StartRental {
+                deposit: self.dep(d),
+                rental: k(&format!("R{n}")),
+            })?,
+            Step::EndRental(d) => self.deposit(DepositOp::EndRental {
+                deposit: self.dep(d),
+            })?,
             Step::Deduct(d, a, why) => {
-                let reason = [DeductReason::Damage, DeductReason::Loss, DeductReason::UnpaidFees][usize::from(why)];
-                self.deposit(DepositOp::Deduct { deposit: self.dep(d), amount: fen(a), reason })?
+                let reason = [
+                    DeductReason::Damage,
+                    DeductReason::Loss,
+                    DeductReason::UnpaidFees,
+                ][usize::from(why)];
+                self.deposit(DepositOp::Deduct {
+                    deposit: self.dep(d),
+                    amount: fen(a),
+                    reason,
+                })?
             }
-            Step::ApplyRefund(d) => self.deposit(DepositOp::ApplyRefund { deposit: self.dep(d) })?,
-            Step::Review(d, approve) => self.deposit(DepositOp::ReviewRefund { deposit: self.dep(d), approve })?,
-            Step::Confirm(d) => self.deposit(DepositOp::ConfirmRefund { deposit: self.dep(d) })?,
+            Step::ApplyRefund(d) => self.deposit(DepositOp::ApplyRefund {
+                deposit: self.dep(d),
+            })?,
+            Step::Review(d, approve) => self.deposit(DepositOp::ReviewRefund {
+                deposit: self.dep(d),
+                approve,
+            })?,
+            Step::Confirm(d) => self.deposit(DepositOp::ConfirmRefund {
+                deposit: self.dep(d),
+            })?,
             Step::Advance(m) => {
                 self.now = mins(m);
                 self.l.expire_pending(self.now).unwrap();
@@ -342,7 +407,10 @@ impl World {
                 self.wallet(op)?;
                 self.check()?;
                 if capture {
-                    self.wallet(WalletOp::Capture { order, amount: c.map(fen) })?;
+                    self.wallet(WalletOp::Capture {
+                        order,
+                        amount: c.map(fen),
+                    })?;
                 } else {
                     self.wallet(WalletOp::Release { order })?;
                 }

@@ -65,7 +65,11 @@ impl World {
 }
 
 fn pay(d: &str, amount: &str) -> DepositOp {
-    DepositOp::Pay { deposit: k(d), rider: k("r1"), amount: m(amount) }
+    DepositOp::Pay {
+        deposit: k(d),
+        rider: k("r1"),
+        amount: m(amount),
+    }
 }
 
 #[test]
@@ -77,23 +81,48 @@ fn paid_deposit_full_life() {
     assert_eq!(r.transfers[0].code, k("deposit_pay"));
     assert_eq!(w.d.outstanding(), m("300"));
     w.check();
-    w.ok(DepositOp::StartRental { deposit: k("D1"), rental: k("R1") });
+    w.ok(DepositOp::StartRental {
+        deposit: k("D1"),
+        rental: k("R1"),
+    });
     assert_eq!(w.status("D1"), DepositStatus::Rented);
     // no refund while a battery is out
-    let e = w.run(DepositOp::ApplyRefund { deposit: k("D1") }).unwrap_err();
-    assert!(matches!(e, DepositError::WrongState { state: DepositStatus::Rented, .. }));
-    w.ok(DepositOp::Deduct { deposit: k("D1"), amount: m("45.50"), reason: DeductReason::Damage });
+    let e = w
+        .run(DepositOp::ApplyRefund { deposit: k("D1") })
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        DepositError::WrongState {
+            state: DepositStatus::Rented,
+            ..
+        }
+    ));
+    w.ok(DepositOp::Deduct {
+        deposit: k("D1"),
+        amount: m("45.50"),
+        reason: DeductReason::Damage,
+    });
     w.check();
     assert_eq!(w.d.outstanding(), m("254.50"));
     w.ok(DepositOp::EndRental { deposit: k("D1") });
     w.ok(DepositOp::ApplyRefund { deposit: k("D1") });
     // reject → held again, then apply again and approve
-    w.ok(DepositOp::ReviewRefund { deposit: k("D1"), approve: false });
+    w.ok(DepositOp::ReviewRefund {
+        deposit: k("D1"),
+        approve: false,
+    });
     assert_eq!(w.status("D1"), DepositStatus::Held);
     w.ok(DepositOp::ApplyRefund { deposit: k("D1") });
     // unpaid fees found during review
-    w.ok(DepositOp::Deduct { deposit: k("D1"), amount: m("4.50"), reason: DeductReason::UnpaidFees });
-    let r = w.ok(DepositOp::ReviewRefund { deposit: k("D1"), approve: true });
+    w.ok(DepositOp::Deduct {
+        deposit: k("D1"),
+        amount: m("4.50"),
+        reason: DeductReason::UnpaidFees,
+    });
+    let r = w.ok(DepositOp::ReviewRefund {
+        deposit: k("D1"),
+        approve: true,
+    });
     assert_eq!(r.transfers[0].amount, m("250"));
     assert_eq!(r.transfers[0].credit_account, k("platform:refunds_payable"));
     assert_eq!(w.status("D1"), DepositStatus::RefundApproved);
@@ -102,13 +131,33 @@ fn paid_deposit_full_life() {
     let r = w.ok(DepositOp::ConfirmRefund { deposit: k("D1") });
     assert_eq!(r.transfers[0].credit_account, k("platform:clearing"));
     assert_eq!(w.status("D1"), DepositStatus::Refunded);
-    assert!(w.l.account(&k("platform:refunds_payable")).unwrap().posted_balance().is_zero());
+    assert!(
+        w.l.account(&k("platform:refunds_payable"))
+            .unwrap()
+            .posted_balance()
+            .is_zero()
+    );
     // clearing: +300 in, −250 out = 50 net; revenue 50
-    assert_eq!(w.l.account(&k("platform:clearing")).unwrap().posted_balance(), m("50"));
-    assert_eq!(w.l.account(&k("platform:revenue")).unwrap().posted_balance(), m("50"));
+    assert_eq!(
+        w.l.account(&k("platform:clearing"))
+            .unwrap()
+            .posted_balance(),
+        m("50")
+    );
+    assert_eq!(
+        w.l.account(&k("platform:revenue"))
+            .unwrap()
+            .posted_balance(),
+        m("50")
+    );
     w.check();
     // a finished deposit accepts nothing more
-    let e = w.run(DepositOp::StartRental { deposit: k("D1"), rental: k("R2") }).unwrap_err();
+    let e = w
+        .run(DepositOp::StartRental {
+            deposit: k("D1"),
+            rental: k("R2"),
+        })
+        .unwrap_err();
     assert!(matches!(e, DepositError::WrongState { .. }));
 }
 
@@ -116,12 +165,35 @@ fn paid_deposit_full_life() {
 fn deductions_never_exceed_the_deposit() {
     let mut w = World::new();
     w.ok(pay("D1", "100"));
-    let e = w.run(DepositOp::Deduct { deposit: k("D1"), amount: m("100.01"), reason: DeductReason::Loss }).unwrap_err();
-    assert_eq!(e, DepositError::ExceedsRemaining { deposit: k("D1"), remaining: m("100"), requested: m("100.01") });
-    w.ok(DepositOp::Deduct { deposit: k("D1"), amount: m("100"), reason: DeductReason::Loss });
+    let e = w
+        .run(DepositOp::Deduct {
+            deposit: k("D1"),
+            amount: m("100.01"),
+            reason: DeductReason::Loss,
+        })
+        .unwrap_err();
+    assert_eq!(
+        e,
+        DepositError::ExceedsRemaining {
+            deposit: k("D1"),
+            remaining: m("100"),
+            requested: m("100.01")
+        }
+    );
+    w.ok(DepositOp::Deduct {
+        deposit: k("D1"),
+        amount: m("100"),
+        reason: DeductReason::Loss,
+    });
     assert!(w.d.outstanding().is_zero());
     // nothing left: no rental, no refund
-    assert!(w.run(DepositOp::StartRental { deposit: k("D1"), rental: k("R1") }).is_err());
+    assert!(
+        w.run(DepositOp::StartRental {
+            deposit: k("D1"),
+            rental: k("R1")
+        })
+        .is_err()
+    );
     assert!(w.run(DepositOp::ApplyRefund { deposit: k("D1") }).is_err());
     w.check();
 }
@@ -129,38 +201,79 @@ fn deductions_never_exceed_the_deposit() {
 #[test]
 fn waiver_released_at_return() {
     let mut w = World::new();
-    let r = w.ok(DepositOp::Waive { deposit: k("W1"), rider: k("r1"), amount: m("500"), credit_line: k("zhima"), expires_at: None });
-    assert!(matches!(r.transfers[0].phase, crate::ledger::Phase::Pending { .. }));
+    let r = w.ok(DepositOp::Waive {
+        deposit: k("W1"),
+        rider: k("r1"),
+        amount: m("500"),
+        credit_line: k("zhima"),
+        expires_at: None,
+    });
+    assert!(matches!(
+        r.transfers[0].phase,
+        crate::ledger::Phase::Pending { .. }
+    ));
     assert_eq!(w.d.waived_outstanding(), m("500"));
     assert!(w.d.outstanding().is_zero());
     w.check();
-    w.ok(DepositOp::StartRental { deposit: k("W1"), rental: k("R1") });
+    w.ok(DepositOp::StartRental {
+        deposit: k("W1"),
+        rental: k("R1"),
+    });
     let r = w.ok(DepositOp::EndRental { deposit: k("W1") });
-    assert!(matches!(r.transfers[0].phase, crate::ledger::Phase::VoidPending { .. }));
+    assert!(matches!(
+        r.transfers[0].phase,
+        crate::ledger::Phase::VoidPending { .. }
+    ));
     assert_eq!(w.status("W1"), DepositStatus::Released);
     assert!(w.d.waived_outstanding().is_zero());
     // no money moved at all
     assert_eq!(w.l.totals().debits_posted, 0);
     w.check();
-    let e = w.run(DepositOp::ApplyRefund { deposit: k("W1") }).unwrap_err();
+    let e = w
+        .run(DepositOp::ApplyRefund { deposit: k("W1") })
+        .unwrap_err();
     assert!(matches!(e, DepositError::WrongKind { .. }));
 }
 
 #[test]
 fn waiver_captured_on_loss() {
     let mut w = World::new();
-    w.ok(DepositOp::Waive { deposit: k("W1"), rider: k("r1"), amount: m("500"), credit_line: k("zhima"), expires_at: Some(t0() + Duration::days(30)) });
-    w.ok(DepositOp::StartRental { deposit: k("W1"), rental: k("R1") });
-    let e = w.run(DepositOp::Deduct { deposit: k("W1"), amount: m("500.01"), reason: DeductReason::Loss }).unwrap_err();
+    w.ok(DepositOp::Waive {
+        deposit: k("W1"),
+        rider: k("r1"),
+        amount: m("500"),
+        credit_line: k("zhima"),
+        expires_at: Some(t0() + Duration::days(30)),
+    });
+    w.ok(DepositOp::StartRental {
+        deposit: k("W1"),
+        rental: k("R1"),
+    });
+    let e = w
+        .run(DepositOp::Deduct {
+            deposit: k("W1"),
+            amount: m("500.01"),
+            reason: DeductReason::Loss,
+        })
+        .unwrap_err();
     assert!(matches!(e, DepositError::ExceedsRemaining { .. }));
-    let r = w.ok(DepositOp::Deduct { deposit: k("W1"), amount: m("420"), reason: DeductReason::Loss });
+    let r = w.ok(DepositOp::Deduct {
+        deposit: k("W1"),
+        amount: m("420"),
+        reason: DeductReason::Loss,
+    });
     assert_eq!(r.transfers.len(), 2);
     assert_eq!(r.transfers[0].id, k("op4.capture"));
     assert_eq!(r.transfers[1].code, k("deposit_loss"));
     assert_eq!(w.status("W1"), DepositStatus::Captured);
     // the provider owes ¥420 (credit line debited), revenue got ¥420, the rest of the hold is released
     assert_eq!(w.l.account(&k("zhima")).unwrap().posted_balance(), m("420"));
-    assert_eq!(w.l.account(&k("platform:revenue")).unwrap().posted_balance(), m("420"));
+    assert_eq!(
+        w.l.account(&k("platform:revenue"))
+            .unwrap()
+            .posted_balance(),
+        m("420")
+    );
     let c = w.l.account(&k("r1:credit")).unwrap();
     assert!(c.posted_balance().is_zero() && c.credits_pending.is_zero());
     w.check();
@@ -170,7 +283,13 @@ fn waiver_captured_on_loss() {
 fn waiver_lapses() {
     let mut w = World::new();
     let exp = t0() + Duration::days(30);
-    w.ok(DepositOp::Waive { deposit: k("W1"), rider: k("r1"), amount: m("500"), credit_line: k("zhima"), expires_at: Some(exp) });
+    w.ok(DepositOp::Waive {
+        deposit: k("W1"),
+        rider: k("r1"),
+        amount: m("500"),
+        credit_line: k("zhima"),
+        expires_at: Some(exp),
+    });
     w.l.expire_pending(exp).unwrap();
     let lapsed = w.d.sync_expired(&w.l);
     assert_eq!(lapsed.len(), 1);
@@ -181,26 +300,58 @@ fn waiver_lapses() {
 #[test]
 fn refused_ops_change_nothing_and_replays_are_no_ops() {
     let mut w = World::new();
-    let before = (w.d.clone(), serde_json::to_string(&w.l).unwrap(), w.l.account_count());
+    let before = (
+        w.d.clone(),
+        serde_json::to_string(&w.l).unwrap(),
+        w.l.account_count(),
+    );
     // unknown credit line: the rider's credit account is not left behind
-    let e = w.run(DepositOp::Waive { deposit: k("W1"), rider: k("r1"), amount: m("5"), credit_line: k("nope"), expires_at: None }).unwrap_err();
+    let e = w
+        .run(DepositOp::Waive {
+            deposit: k("W1"),
+            rider: k("r1"),
+            amount: m("5"),
+            credit_line: k("nope"),
+            expires_at: None,
+        })
+        .unwrap_err();
     assert!(matches!(e, DepositError::Ledger { .. }));
-    assert_eq!((w.d.clone(), serde_json::to_string(&w.l).unwrap(), w.l.account_count()), before);
+    assert_eq!(
+        (
+            w.d.clone(),
+            serde_json::to_string(&w.l).unwrap(),
+            w.l.account_count()
+        ),
+        before
+    );
     assert!(w.l.account(&k("r1:credit")).is_none());
     for a in ["0", "-5", "0.001", "5 USD"] {
         let e = w.run(pay("D1", a)).unwrap_err();
         assert!(matches!(e, DepositError::InvalidAmount { .. }), "{a}");
     }
-    assert!(matches!(w.run(DepositOp::EndRental { deposit: k("D9") }), Err(DepositError::DepositNotFound { .. })));
-    assert_eq!((w.d.clone(), serde_json::to_string(&w.l).unwrap()), (before.0.clone(), before.1.clone()));
+    assert!(matches!(
+        w.run(DepositOp::EndRental { deposit: k("D9") }),
+        Err(DepositError::DepositNotFound { .. })
+    ));
+    assert_eq!(
+        (w.d.clone(), serde_json::to_string(&w.l).unwrap()),
+        (before.0.clone(), before.1.clone())
+    );
     // replay
     let op = pay("D1", "300");
     let r1 = w.d.apply(k("P1"), &op, &mut w.l, t0()).unwrap();
     let snap = (w.d.clone(), serde_json::to_string(&w.l).unwrap());
     assert_eq!(w.d.apply(k("P1"), &op, &mut w.l, t0()).unwrap(), r1);
     assert_eq!((w.d.clone(), serde_json::to_string(&w.l).unwrap()), snap);
-    assert_eq!(w.d.apply(k("P1"), &pay("D1", "301"), &mut w.l, t0()).unwrap_err(), DepositError::OpConflict { op_id: k("P1") });
-    assert_eq!(w.d.apply(k("P2"), &op, &mut w.l, t0()).unwrap_err(), DepositError::DepositExists { deposit: k("D1") });
+    assert_eq!(
+        w.d.apply(k("P1"), &pay("D1", "301"), &mut w.l, t0())
+            .unwrap_err(),
+        DepositError::OpConflict { op_id: k("P1") }
+    );
+    assert_eq!(
+        w.d.apply(k("P2"), &op, &mut w.l, t0()).unwrap_err(),
+        DepositError::DepositExists { deposit: k("D1") }
+    );
     // serde
     let back: Deposits = serde_json::from_str(&serde_json::to_string(&w.d).unwrap()).unwrap();
     assert_eq!(back, w.d);

@@ -16,13 +16,22 @@ fn t0() -> Timestamp {
 fn setup() -> Ledger {
     let mut l = Ledger::new();
     let now = t0();
-    l.create_account(&NewAccount::new(k("clearing"), AccountKind::PaymentClearing), now)
-        .unwrap();
-    l.create_account(&NewAccount::new(k("rev"), AccountKind::PlatformRevenue), now)
-        .unwrap();
+    l.create_account(
+        &NewAccount::new(k("clearing"), AccountKind::PaymentClearing),
+        now,
+    )
+    .unwrap();
+    l.create_account(
+        &NewAccount::new(k("rev"), AccountKind::PlatformRevenue),
+        now,
+    )
+    .unwrap();
     for r in ["r1", "r2"] {
-        l.create_account(&NewAccount::new(k(r), AccountKind::RiderWallet).no_overdraft(), now)
-            .unwrap();
+        l.create_account(
+            &NewAccount::new(k(r), AccountKind::RiderWallet).no_overdraft(),
+            now,
+        )
+        .unwrap();
     }
     l.create_account(&NewAccount::new(k("r3"), AccountKind::RiderWallet), now)
         .unwrap();
@@ -30,8 +39,11 @@ fn setup() -> Ledger {
 }
 
 fn top_up(l: &mut Ledger, id: &str, rider: &str, amount: &str) -> Transfer {
-    l.apply(&Command::transfer(id, "clearing", rider, m(amount), "top_up").unwrap(), t0())
-        .unwrap()
+    l.apply(
+        &Command::transfer(id, "clearing", rider, m(amount), "top_up").unwrap(),
+        t0(),
+    )
+    .unwrap()
 }
 
 fn bal(l: &Ledger, a: &str) -> Money {
@@ -91,11 +103,26 @@ fn idempotent_replay_and_conflicts() {
     assert_eq!(fingerprint(&l), before);
     // same id, different content
     for (c2, field) in [
-        (Command::transfer("t1", "clearing", "r1", m("51"), "top_up"), "amount"),
-        (Command::transfer("t1", "clearing", "r2", m("50"), "top_up"), "credit_account"),
-        (Command::transfer("t1", "rev", "r1", m("50"), "top_up"), "debit_account"),
-        (Command::transfer("t1", "clearing", "r1", m("50"), "gift"), "code"),
-        (Command::hold("t1", "clearing", "r1", m("50"), "top_up", None), "type"),
+        (
+            Command::transfer("t1", "clearing", "r1", m("51"), "top_up"),
+            "amount",
+        ),
+        (
+            Command::transfer("t1", "clearing", "r2", m("50"), "top_up"),
+            "credit_account",
+        ),
+        (
+            Command::transfer("t1", "rev", "r1", m("50"), "top_up"),
+            "debit_account",
+        ),
+        (
+            Command::transfer("t1", "clearing", "r1", m("50"), "gift"),
+            "code",
+        ),
+        (
+            Command::hold("t1", "clearing", "r1", m("50"), "top_up", None),
+            "type",
+        ),
     ] {
         let e = l.apply(&c2.unwrap(), t0()).unwrap_err();
         assert_eq!(
@@ -228,17 +255,26 @@ fn error_json_is_tagged_and_names_field() {
 #[test]
 fn overdraft_allowed_without_flag_and_credit_limit_flag() {
     let mut l = setup();
-    l.apply(&Command::transfer("o1", "r3", "rev", m("5"), "swap_fee").unwrap(), t0())
-        .unwrap();
+    l.apply(
+        &Command::transfer("o1", "r3", "rev", m("5"), "swap_fee").unwrap(),
+        t0(),
+    )
+    .unwrap();
     assert_eq!(bal(&l, "r3"), m("-5"));
     // credits_must_not_exceed_debits: a receivable that can only be paid down
     let mut spec = NewAccount::new(k("recv"), AccountKind::Receivable);
     spec.flags.credits_must_not_exceed_debits = true;
     l.create_account(&spec, t0()).unwrap();
-    l.apply(&Command::transfer("o2", "recv", "rev", m("3"), "fee").unwrap(), t0())
-        .unwrap();
+    l.apply(
+        &Command::transfer("o2", "recv", "rev", m("3"), "fee").unwrap(),
+        t0(),
+    )
+    .unwrap();
     let e = l
-        .apply(&Command::transfer("o3", "clearing", "recv", m("4"), "pay").unwrap(), t0())
+        .apply(
+            &Command::transfer("o3", "clearing", "recv", m("4"), "pay").unwrap(),
+            t0(),
+        )
         .unwrap_err();
     assert_eq!(
         e,
@@ -248,8 +284,11 @@ fn overdraft_allowed_without_flag_and_credit_limit_flag() {
             amount: m("4")
         }
     );
-    l.apply(&Command::transfer("o4", "clearing", "recv", m("3"), "pay").unwrap(), t0())
-        .unwrap();
+    l.apply(
+        &Command::transfer("o4", "clearing", "recv", m("3"), "pay").unwrap(),
+        t0(),
+    )
+    .unwrap();
     assert_eq!(bal(&l, "recv"), m("0"));
 }
 
@@ -280,7 +319,10 @@ fn account_creation_is_idempotent_and_checked() {
     let usd = NewAccount::new(k("usd"), AccountKind::Liability).in_currency("USD".parse().unwrap());
     l.create_account(&usd, t0()).unwrap();
     let e = l
-        .apply(&Command::transfer("u", "rev", "usd", m("1"), "fx").unwrap(), t0())
+        .apply(
+            &Command::transfer("u", "rev", "usd", m("1"), "fx").unwrap(),
+            t0(),
+        )
         .unwrap_err();
     assert!(matches!(e, LedgerError::CurrencyMismatch { field, .. } if field == "credit_account"));
 }
@@ -291,16 +333,27 @@ fn hold_post_in_part_releases_the_rest() {
     top_up(&mut l, "t1", "r1", "30");
     let exp = t0() + Duration::hours(4);
     let h = l
-        .apply(&Command::hold("h1", "r1", "rev", m("20"), "charging", Some(exp)).unwrap(), t0())
+        .apply(
+            &Command::hold("h1", "r1", "rev", m("20"), "charging", Some(exp)).unwrap(),
+            t0(),
+        )
         .unwrap();
-    assert_eq!(h.phase, Phase::Pending { expires_at: Some(exp) });
+    assert_eq!(
+        h.phase,
+        Phase::Pending {
+            expires_at: Some(exp)
+        }
+    );
     let a = l.account(&k("r1")).unwrap();
     assert_eq!(a.debits_pending, m("20"));
     assert_eq!(a.available(), m("10"));
     assert_eq!(a.posted_balance(), m("30"));
     // the hold counts against the no-overdraft limit
     let e = l
-        .apply(&Command::transfer("x", "r1", "rev", m("10.01"), "c").unwrap(), t0())
+        .apply(
+            &Command::transfer("x", "r1", "rev", m("10.01"), "c").unwrap(),
+            t0(),
+        )
         .unwrap_err();
     assert!(matches!(e, LedgerError::ExceedsCredits { .. }));
     // post more than held is refused
@@ -309,11 +362,19 @@ fn hold_post_in_part_releases_the_rest() {
         .unwrap_err();
     assert!(matches!(e, LedgerError::ExceedsPending { .. }));
     let p = l
-        .apply(&Command::post("p1", "h1", Some(m("12.34"))).unwrap(), t0() + Duration::hours(1))
+        .apply(
+            &Command::post("p1", "h1", Some(m("12.34"))).unwrap(),
+            t0() + Duration::hours(1),
+        )
         .unwrap();
     assert_eq!(p.amount, m("12.34"));
     assert_eq!(p.code, k("charging"));
-    assert_eq!(p.phase, Phase::PostPending { pending_id: k("h1") });
+    assert_eq!(
+        p.phase,
+        Phase::PostPending {
+            pending_id: k("h1")
+        }
+    );
     let a = l.account(&k("r1")).unwrap();
     assert!(a.debits_pending.is_zero());
     assert_eq!(a.posted_balance(), m("17.66"));
@@ -326,7 +387,10 @@ fn hold_post_in_part_releases_the_rest() {
         })
     );
     // a second post or a void of a closed hold is refused; replay of p1 is fine
-    let e = l.apply(&Command::void("v1", "h1").unwrap(), t0() + Duration::hours(1));
+    let e = l.apply(
+        &Command::void("v1", "h1").unwrap(),
+        t0() + Duration::hours(1),
+    );
     assert_eq!(
         e.unwrap_err(),
         LedgerError::PendingClosed {
@@ -350,31 +414,58 @@ fn void_and_expire_release_holds() {
     let mut l = setup();
     top_up(&mut l, "t1", "r1", "30");
     let exp = t0() + Duration::hours(1);
-    l.apply(&Command::hold("h1", "r1", "rev", m("5"), "charging", None).unwrap(), t0())
-        .unwrap();
-    l.apply(&Command::hold("h2", "r1", "rev", m("7"), "charging", Some(exp)).unwrap(), t0())
-        .unwrap();
     l.apply(
-        &Command::hold("h3", "r1", "rev", m("9"), "charging", Some(exp + Duration::hours(1)))
-            .unwrap(),
+        &Command::hold("h1", "r1", "rev", m("5"), "charging", None).unwrap(),
+        t0(),
+    )
+    .unwrap();
+    l.apply(
+        &Command::hold("h2", "r1", "rev", m("7"), "charging", Some(exp)).unwrap(),
+        t0(),
+    )
+    .unwrap();
+    l.apply(
+        &Command::hold(
+            "h3",
+            "r1",
+            "rev",
+            m("9"),
+            "charging",
+            Some(exp + Duration::hours(1)),
+        )
+        .unwrap(),
         t0(),
     )
     .unwrap();
     assert_eq!(l.open_holds().len(), 3);
     let v = l.apply(&Command::void("v1", "h1").unwrap(), t0()).unwrap();
     assert_eq!(v.amount, m("5"));
-    assert_eq!(l.pending_status(&k("h1")), Some(PendingStatus::Voided { by: k("v1") }));
+    assert_eq!(
+        l.pending_status(&k("h1")),
+        Some(PendingStatus::Voided { by: k("v1") })
+    );
     // too early: nothing expires
-    assert!(l.expire_pending(exp - Duration::seconds(1)).unwrap().is_empty());
+    assert!(
+        l.expire_pending(exp - Duration::seconds(1))
+            .unwrap()
+            .is_empty()
+    );
     // posting at or after the deadline is refused even before the sweep
-    let e = l.apply(&Command::post("p2", "h2", None).unwrap(), exp).unwrap_err();
+    let e = l
+        .apply(&Command::post("p2", "h2", None).unwrap(), exp)
+        .unwrap_err();
     assert!(matches!(e, LedgerError::PendingExpired { .. }));
     let x = l.expire_pending(exp).unwrap();
     assert_eq!(x.len(), 1);
     assert_eq!(x[0].pending_id, k("h2"));
     assert_eq!(x[0].amount, m("7"));
-    assert_eq!(l.pending_status(&k("h2")), Some(PendingStatus::Expired { at: exp }));
-    let e = l.apply(&Command::post("p2", "h2", None).unwrap(), exp).unwrap_err();
+    assert_eq!(
+        l.pending_status(&k("h2")),
+        Some(PendingStatus::Expired { at: exp })
+    );
+    let e = l
+        .apply(&Command::post("p2", "h2", None).unwrap(), exp)
+        .unwrap_err();
     assert!(matches!(e, LedgerError::PendingClosed { status, .. } if status == "expired"));
     assert_eq!(l.account(&k("r1")).unwrap().debits_pending, m("9"));
     let x = l.expire_pending(exp + Duration::days(1)).unwrap();
@@ -394,18 +485,39 @@ fn void_and_expire_release_holds() {
 fn batch_is_atomic() {
     let mut l = setup();
     top_up(&mut l, "t1", "r1", "10");
-    l.apply(&Command::hold("h0", "r1", "rev", m("2"), "c", Some(t0() + Duration::hours(1))).unwrap(), t0())
-        .unwrap();
+    l.apply(
+        &Command::hold(
+            "h0",
+            "r1",
+            "rev",
+            m("2"),
+            "c",
+            Some(t0() + Duration::hours(1)),
+        )
+        .unwrap(),
+        t0(),
+    )
+    .unwrap();
     let before = fingerprint(&l);
     let batch = vec![
         Command::transfer("b1", "clearing", "r2", m("5"), "top_up").unwrap(),
-        Command::hold("b2", "r2", "rev", m("5"), "c", Some(t0() + Duration::hours(2))).unwrap(),
+        Command::hold(
+            "b2",
+            "r2",
+            "rev",
+            m("5"),
+            "c",
+            Some(t0() + Duration::hours(2)),
+        )
+        .unwrap(),
         Command::post("b3", "b2", Some(m("4"))).unwrap(),
         Command::void("b4", "h0").unwrap(),
         Command::transfer("b5", "r1", "rev", m("8"), "c").unwrap(),
         Command::transfer("b6", "r2", "rev", m("1.01"), "c").unwrap(), // only 1.00 left
     ];
-    let e = l.apply_batch(&batch, t0() + Duration::minutes(1)).unwrap_err();
+    let e = l
+        .apply_batch(&batch, t0() + Duration::minutes(1))
+        .unwrap_err();
     match e {
         LedgerError::BatchFailed { index, error } => {
             assert_eq!(index, 5);
@@ -418,7 +530,10 @@ fn batch_is_atomic() {
     assert_eq!(l.pending_status(&k("h0")), Some(PendingStatus::Open));
     // the deadline of h0 survived the rollback
     let mut l2 = l.clone();
-    assert_eq!(l2.expire_pending(t0() + Duration::hours(1)).unwrap().len(), 1);
+    assert_eq!(
+        l2.expire_pending(t0() + Duration::hours(1)).unwrap().len(),
+        1
+    );
     // fix the last command and the batch applies
     let mut ok = batch.clone();
     ok[5] = Command::transfer("b6", "r2", "rev", m("1"), "c").unwrap();
@@ -428,7 +543,10 @@ fn batch_is_atomic() {
     assert_eq!(bal(&l, "r1"), m("2"));
     // replaying the whole batch is a no-op
     let snap = fingerprint(&l);
-    assert_eq!(l.apply_batch(&ok, t0() + Duration::minutes(2)).unwrap(), out);
+    assert_eq!(
+        l.apply_batch(&ok, t0() + Duration::minutes(2)).unwrap(),
+        out
+    );
     assert_eq!(fingerprint(&l), snap);
 }
 
@@ -436,16 +554,30 @@ fn batch_is_atomic() {
 fn statement_over_a_period() {
     let mut l = setup();
     let d = |days: i64, h: i64| t0() + Duration::days(days) + Duration::hours(h);
-    l.apply(&Command::transfer("a", "clearing", "r1", m("10"), "top_up").unwrap(), d(0, 0))
-        .unwrap();
-    l.apply(&Command::transfer("b", "r1", "rev", m("3"), "swap_fee").unwrap().with_reference(k("o1")), d(1, 0))
-        .unwrap();
-    l.apply(&Command::hold("h", "r1", "rev", m("4"), "charging", None).unwrap(), d(1, 1))
-        .unwrap();
+    l.apply(
+        &Command::transfer("a", "clearing", "r1", m("10"), "top_up").unwrap(),
+        d(0, 0),
+    )
+    .unwrap();
+    l.apply(
+        &Command::transfer("b", "r1", "rev", m("3"), "swap_fee")
+            .unwrap()
+            .with_reference(k("o1")),
+        d(1, 0),
+    )
+    .unwrap();
+    l.apply(
+        &Command::hold("h", "r1", "rev", m("4"), "charging", None).unwrap(),
+        d(1, 1),
+    )
+    .unwrap();
     l.apply(&Command::post("p", "h", Some(m("2.5"))).unwrap(), d(1, 2))
         .unwrap();
-    l.apply(&Command::transfer("c", "clearing", "r1", m("1"), "top_up").unwrap(), d(2, 0))
-        .unwrap();
+    l.apply(
+        &Command::transfer("c", "clearing", "r1", m("1"), "top_up").unwrap(),
+        d(2, 0),
+    )
+    .unwrap();
     let s = l.statement(&k("r1"), d(1, 0), d(2, 0)).unwrap();
     assert_eq!(s.opening, m("10"));
     assert_eq!(s.lines.len(), 2);
@@ -474,15 +606,24 @@ fn serde_round_trip_replays_history() {
     let mut l = setup();
     top_up(&mut l, "t1", "r1", "30");
     let exp = t0() + Duration::hours(1);
-    l.apply(&Command::hold("h1", "r1", "rev", m("5"), "c", Some(exp)).unwrap(), t0())
-        .unwrap();
-    l.apply(&Command::hold("h2", "r1", "rev", m("6"), "c", None).unwrap(), t0())
-        .unwrap();
+    l.apply(
+        &Command::hold("h1", "r1", "rev", m("5"), "c", Some(exp)).unwrap(),
+        t0(),
+    )
+    .unwrap();
+    l.apply(
+        &Command::hold("h2", "r1", "rev", m("6"), "c", None).unwrap(),
+        t0(),
+    )
+    .unwrap();
     l.apply(&Command::post("p2", "h2", Some(m("1"))).unwrap(), t0())
         .unwrap();
     l.expire_pending(exp).unwrap();
-    l.apply(&Command::transfer("t2", "r1", "rev", m("29"), "c").unwrap(), exp)
-        .unwrap();
+    l.apply(
+        &Command::transfer("t2", "r1", "rev", m("29"), "c").unwrap(),
+        exp,
+    )
+    .unwrap();
     let js = serde_json::to_string(&l).unwrap();
     let back: Ledger = serde_json::from_str(&js).unwrap();
     assert_eq!(fingerprint(&back), fingerprint(&l));
@@ -507,9 +648,11 @@ fn command_json_shape() {
         r#"{"type":"transfer","id":"t1","debit_account":"clearing","credit_account":"r1","amount":"50.00","code":"top_up"}"#,
     )
     .unwrap();
-    assert_eq!(c, Command::transfer("t1", "clearing", "r1", m("50"), "top_up").unwrap());
-    let c: Command =
-        serde_json::from_str(r#"{"type":"post","id":"p","pending_id":"h"}"#).unwrap();
+    assert_eq!(
+        c,
+        Command::transfer("t1", "clearing", "r1", m("50"), "top_up").unwrap()
+    );
+    let c: Command = serde_json::from_str(r#"{"type":"post","id":"p","pending_id":"h"}"#).unwrap();
     assert_eq!(c, Command::post("p", "h", None).unwrap());
     assert!(serde_json::from_str::<Command>(r#"{"type":"post","id":"p"}"#).is_err());
 }

@@ -109,10 +109,16 @@ pub fn ledger_sequence(v: &Value) -> Result<Value, Value> {
                 Err(e) => err(&e),
             },
             (None, None, Some(now)) => match l.expire_pending(now) {
-                Ok(xs) => json!({ "expired": xs.iter().map(|x| x.pending_id.to_string()).collect::<Vec<_>>() }),
+                Ok(xs) => {
+                    json!({ "expired": xs.iter().map(|x| x.pending_id.to_string()).collect::<Vec<_>>() })
+                }
                 Err(e) => err(&e),
             },
-            _ => return Err(json!({"kind": "bad_input", "message": "a step has exactly one of apply, batch, expire"})),
+            _ => {
+                return Err(
+                    json!({"kind": "bad_input", "message": "a step has exactly one of apply, batch, expire"}),
+                );
+            }
         };
         results.push(r);
     }
@@ -152,7 +158,8 @@ pub fn wallet_sequence(v: &Value) -> Result<Value, Value> {
     let i: WalletIn = input(v)?;
     let mut l = Ledger::new();
     let mut w = Wallets::new(i.config.unwrap_or_else(WalletConfig::standard));
-    w.create_platform_accounts(&mut l, t0()).map_err(|e| error_json(&e))?;
+    w.create_platform_accounts(&mut l, t0())
+        .map_err(|e| error_json(&e))?;
     create(&mut l, &i.accounts)?;
     let mut results = Vec::new();
     let mut last = t0();
@@ -161,7 +168,9 @@ pub fn wallet_sequence(v: &Value) -> Result<Value, Value> {
         last = at;
         let r = match (&s.op, &s.ledger, s.expire) {
             (Some(op), None, None) => {
-                let id = s.op_id.ok_or_else(|| json!({"kind": "bad_input", "message": "op needs op_id"}))?;
+                let id = s
+                    .op_id
+                    .ok_or_else(|| json!({"kind": "bad_input", "message": "op needs op_id"}))?;
                 match w.apply(id, op, &mut l, at) {
                     Ok(r) => json!(r.transfers.iter().map(show).collect::<Vec<_>>()),
                     Err(e) => err(&e),
@@ -182,7 +191,11 @@ pub fn wallet_sequence(v: &Value) -> Result<Value, Value> {
                     "expired_gifts": gifts.iter().map(show).collect::<Vec<_>>(),
                 })
             }
-            _ => return Err(json!({"kind": "bad_input", "message": "a step has exactly one of op, ledger, expire"})),
+            _ => {
+                return Err(
+                    json!({"kind": "bad_input", "message": "a step has exactly one of op, ledger, expire"}),
+                );
+            }
         };
         results.push(r);
     }
@@ -222,7 +235,8 @@ pub fn deposit_sequence(v: &Value) -> Result<Value, Value> {
     let i: DepositIn = input(v)?;
     let mut l = Ledger::new();
     let mut d = Deposits::new(i.config.unwrap_or_else(DepositConfig::standard));
-    d.create_platform_accounts(&mut l, t0()).map_err(|e| error_json(&e))?;
+    d.create_platform_accounts(&mut l, t0())
+        .map_err(|e| error_json(&e))?;
     create(&mut l, &i.accounts)?;
     let mut results = Vec::new();
     let mut last = t0();
@@ -231,7 +245,9 @@ pub fn deposit_sequence(v: &Value) -> Result<Value, Value> {
         last = at;
         let r = match (&s.op, &s.ledger, s.expire) {
             (Some(op), None, None) => {
-                let id = s.op_id.ok_or_else(|| json!({"kind": "bad_input", "message": "op needs op_id"}))?;
+                let id = s
+                    .op_id
+                    .ok_or_else(|| json!({"kind": "bad_input", "message": "op needs op_id"}))?;
                 match d.apply(id, op, &mut l, at) {
                     Ok(r) => json!({
                         "status": r.deposit.status,
@@ -253,7 +269,11 @@ pub fn deposit_sequence(v: &Value) -> Result<Value, Value> {
                     "lapsed": lapsed.iter().map(|x| x.deposit.to_string()).collect::<Vec<_>>(),
                 })
             }
-            _ => return Err(json!({"kind": "bad_input", "message": "a step has exactly one of op, ledger, expire"})),
+            _ => {
+                return Err(
+                    json!({"kind": "bad_input", "message": "a step has exactly one of op, ledger, expire"}),
+                );
+            }
         };
         results.push(r);
     }
