@@ -489,6 +489,14 @@ pub enum LedgerError {
         /// Why it failed.
         error: Box<LedgerError>,
     },
+    /// A period that ends before it starts.
+    #[error("to ({to}) must not be before from ({from})")]
+    InvalidPeriod {
+        /// Start given.
+        from: Timestamp,
+        /// End given.
+        to: Timestamp,
+    },
     /// A serialized ledger that does not replay.
     #[error("invalid ledger state at {at}: {error}")]
     InvalidState {
@@ -1981,6 +1989,9 @@ impl Ledger {
     /// ```
     pub fn statement(&self, account: &Key, from: Timestamp, to: Timestamp) -> Result<Statement> {
         let a = self.lookup("account", *account)?;
+        if to < from {
+            return Err(LedgerError::InvalidPeriod { from, to });
+        }
         let s = self.slot(a)?;
         let cur = s.spec.currency;
         let normal = s.spec.kind.normal_side();

@@ -599,6 +599,15 @@ fn statement_over_a_period() {
         l.statement(&k("nope"), d(0, 0), d(1, 0)),
         Err(LedgerError::AccountNotFound { field, .. }) if field == "account"
     ));
+    assert!(matches!(
+        l.statement(&k("r1"), d(1, 0), d(0, 0)),
+        Err(LedgerError::InvalidPeriod { .. })
+    ));
+    // an empty period: opening == closing, no lines
+    let s = l.statement(&k("r1"), d(1, 1), d(1, 1)).unwrap();
+    assert!(s.lines.is_empty());
+    assert_eq!(s.opening, s.closing);
+    assert_eq!(s.opening, m("7"));
 }
 
 #[test]
