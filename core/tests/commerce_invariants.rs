@@ -11,6 +11,7 @@
 use chargeswap_core::deposit::{DeductReason, DepositConfig, DepositOp, Deposits};
 use chargeswap_core::ledger::{AccountKind, Key, Ledger, NewAccount, Timestamp};
 use chargeswap_core::money::{Currency, Money};
+use chargeswap_core::report::{ReportOptions, daily};
 use chargeswap_core::wallet::{
     PaymentSource, RefundDestination, SpendOrder, WalletConfig, WalletOp, Wallets,
 };
@@ -456,6 +457,21 @@ proptest! {
             }
         }
         prop_assert_eq!(w.fingerprint(), before);
+        // the daily report agrees with the books: its last day's end-of-day
+        // balances are today's, and its revenue adds up to the revenue account
+        let opts = ReportOptions::china();
+        let offset = chrono::FixedOffset::east_opt(opts.utc_offset_seconds).unwrap();
+        let from = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
+        let to = w.now.with_timezone(&offset).date_naive();
+        let days = daily(&w.l, from, to, &opts).unwrap();
+        let last = days.last().unwrap();
+        prop_assert_eq!(last.deposits_outstanding, w.d.outstanding());
+        prop_assert_eq!(last.waivers_outstanding.to_minor().unwrap(), w.sum_kind(AccountKind::CreditHold, true));
+        let pkg = w.l.account(&k("pkg")).unwrap().posted_balance();
+        prop_assert_eq!(last.package_liabilities, pkg);
+        let revenue: i64 = days.iter().map(|d| d.revenue_total.to_minor().unwrap()).sum();
+        let booked = w.l.account(&k("platform:revenue")).unwrap().posted_balance();
+        prop_assert_eq!(revenue, booked.to_minor().unwrap());
         // and the state survives a serde round trip
         let l2: Ledger = serde_json::from_str(&serde_json::to_string(&w.l).unwrap()).unwrap();
         prop_assert_eq!(serde_json::to_string(&l2).unwrap(), serde_json::to_string(&w.l).unwrap());
