@@ -447,7 +447,7 @@ impl Deposits {
                 )
             })
             .map(|d| minor(d.remaining()))
-            .sum();
+            .fold(0i64, i64::saturating_add);
         Money::from_minor(v, self.config.currency)
     }
 
@@ -461,7 +461,7 @@ impl Deposits {
             .filter(|d| matches!(d.kind, DepositKind::Waived { .. }))
             .filter(|d| matches!(d.status, DepositStatus::Held | DepositStatus::Rented))
             .map(|d| minor(d.amount))
-            .sum();
+            .fold(0i64, i64::saturating_add);
         Money::from_minor(v, self.config.currency)
     }
 

@@ -294,7 +294,7 @@ pub fn daily(
             }
             if let Some(ci) = info.get(&x.credit_account) {
                 if ci.kind == AccountKind::CreditHold && ci.currency == cur {
-                    waivers -= minor(x.amount);
+                    waivers = waivers.saturating_sub(minor(x.amount));
                 }
             }
         }
@@ -321,20 +321,20 @@ pub fn daily(
         match t.phase {
             Phase::Pending { .. } => {
                 if ci.kind == AccountKind::CreditHold {
-                    waivers += a;
+                    waivers = waivers.saturating_add(a);
                 }
                 continue;
             }
             Phase::VoidPending { .. } => {
                 if ci.kind == AccountKind::CreditHold {
-                    waivers -= a;
+                    waivers = waivers.saturating_sub(a);
                 }
                 continue;
             }
             Phase::PostPending { pending_id } => {
                 if ci.kind == AccountKind::CreditHold {
                     let held = ledger.transfer(&pending_id).map_or(a, |h| minor(h.amount));
-                    waivers -= held;
+                    waivers = waivers.saturating_sub(held);
                 }
             }
             Phase::Posted => {}
@@ -347,8 +347,8 @@ pub fn daily(
                 -a
             };
             match info.kind {
-                AccountKind::DepositHeld => deposits += signed,
-                AccountKind::PackageLiability => liabilities += signed,
+                AccountKind::DepositHeld => deposits = deposits.saturating_add(signed),
+                AccountKind::PackageLiability => liabilities = liabilities.saturating_add(signed),
                 _ => {}
             }
         }
@@ -397,7 +397,7 @@ pub fn daily(
             .get(&x.credit_account)
             .is_some_and(|ci| ci.kind == AccountKind::CreditHold && ci.currency == cur)
         {
-            waivers -= minor(x.amount);
+            waivers = waivers.saturating_sub(minor(x.amount));
         }
     }
     close_until(&mut days, &mut closed, None, deposits, waivers, liabilities);
@@ -446,17 +446,17 @@ pub fn agent_settlement(
         }
         let s = ledger.statement(&a.id, from, to)?;
         let e = by_agent.entry(a.owner.unwrap_or(a.id)).or_insert([0; 4]);
-        e[0] += minor(s.opening);
+        e[0] = e[0].saturating_add(minor(s.opening));
         for line in &s.lines {
             let v = minor(line.amount);
             match line.side {
-                Side::Credit => e[1] += v,
+                Side::Credit => e[1] = e[1].saturating_add(v),
                 Side::Debit
                     if kinds.get(&line.counterparty) == Some(&AccountKind::PaymentClearing) =>
                 {
-                    e[3] += v;
+                    e[3] = e[3].saturating_add(v);
                 }
-                Side::Debit => e[2] += v,
+                Side::Debit => e[2] = e[2].saturating_add(v),
             }
         }
     }
@@ -470,7 +470,10 @@ pub fn agent_settlement(
                 earned: m(earned),
                 reversed: m(reversed),
                 paid_out: m(paid),
-                closing: m(opening + earned - reversed - paid),
+                closing: m(opening
+                    .saturating_add(earned)
+                    .saturating_sub(reversed)
+                    .saturating_sub(paid)),
             },
         )
         .collect())
@@ -482,8 +485,8 @@ pub fn balances_by_kind(ledger: &Ledger, currency: Currency) -> Vec<KindBalance>
     let mut sums: BTreeMap<AccountKind, (i64, i64)> = BTreeMap::new();
     for a in ledger.accounts().filter(|a| a.currency == currency) {
         let e = sums.entry(a.kind).or_insert((0, 0));
-        e.0 += minor(a.posted_balance());
-        e.1 += minor(a.pending_balance());
+        e.0 = e.0.saturating_add(minor(a.posted_balance()));
+        e.1 = e.1.saturating_add(minor(a.pending_balance()));
     }
     sums.into_iter()
         .map(|(kind, (p, q))| KindBalance {

@@ -828,7 +828,10 @@ impl Wallets {
                                 field: "amount".to_owned(),
                                 rider,
                                 needed: amount,
-                                available: Money::from_minor(usable + paid_avail.max(0), cur),
+                                available: Money::from_minor(
+                                    usable.saturating_add(paid_avail.max(0)),
+                                    cur,
+                                ),
                             });
                         }
                         if from_gift > 0 {
