@@ -347,6 +347,22 @@ pub enum DepositOp {
     },
 }
 
+/// The deposit module's totals next to the ledger's, from
+/// [`Deposits::reconcile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositReconciliation {
+    /// [`Deposits::outstanding`].
+    pub outstanding: Money,
+    /// Sum of the posted balances of the ledger's `deposit_held` accounts.
+    pub held_balance: Money,
+    /// [`Deposits::waived_outstanding`].
+    pub waived_outstanding: Money,
+    /// Sum of the pending credits of the ledger's `credit_hold` accounts.
+    pub credit_hold_pending: Money,
+    /// Both pairs agree.
+    pub agrees: bool,
+}
+
 /// The result of an op.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DepositReceipt {
@@ -463,6 +479,33 @@ impl Deposits {
             .map(|d| minor(d.amount))
             .fold(0i64, i64::saturating_add);
         Money::from_minor(v, self.config.currency)
+    }
+
+    /// Compares the module's totals with the ledger's (in the configured
+    /// currency). They disagree only if something outside this module moved
+    /// money in `deposit_held` or `credit_hold` accounts, or if
+    /// [`Deposits::sync_expired`] was not called after an expiry sweep.
+    pub fn reconcile(&self, ledger: &Ledger) -> DepositReconciliation {
+        let cur = self.config.currency;
+        let (mut held, mut credit) = (0i64, 0i64);
+        for a in ledger.accounts().filter(|a| a.currency == cur) {
+            match a.kind {
+                AccountKind::DepositHeld => held = held.saturating_add(minor(a.posted_balance())),
+                AccountKind::CreditHold => credit = credit.saturating_add(minor(a.credits_pending)),
+                _ => {}
+            }
+        }
+        let outstanding = self.outstanding();
+        let waived_outstanding = self.waived_outstanding();
+        let held_balance = Money::from_minor(held, cur);
+        let credit_hold_pending = Money::from_minor(credit, cur);
+        DepositReconciliation {
+            outstanding,
+            held_balance,
+            waived_outstanding,
+            credit_hold_pending,
+            agrees: outstanding == held_balance && waived_outstanding == credit_hold_pending,
+        }
     }
 
     /// Marks waivers whose holds lapsed in the ledger as `lapsed` (call after

@@ -209,6 +209,7 @@ impl World {
             self.d.waived_outstanding().to_minor().unwrap(),
             self.sum_kind(AccountKind::CreditHold, true)
         );
+        prop_assert!(self.d.reconcile(&self.l).agrees);
         for d in self.d.deposits() {
             prop_assert!(!d.remaining().is_negative());
         }

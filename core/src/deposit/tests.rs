@@ -53,6 +53,9 @@ impl World {
         Money::from_minor(v, Currency::CNY)
     }
     fn check(&self) {
+        let r = self.d.reconcile(&self.l);
+        assert!(r.agrees, "{r:?}");
+        assert_eq!(r.held_balance, self.held());
         assert_eq!(self.d.outstanding(), self.held());
         assert_eq!(self.d.waived_outstanding(), self.waived());
         let t = self.l.totals();
@@ -291,6 +294,8 @@ fn waiver_lapses() {
         expires_at: Some(exp),
     });
     w.l.expire_pending(exp).unwrap();
+    // until the deposits hear of it, the books disagree
+    assert!(!w.d.reconcile(&w.l).agrees);
     let lapsed = w.d.sync_expired(&w.l);
     assert_eq!(lapsed.len(), 1);
     assert_eq!(w.status("W1"), DepositStatus::Lapsed);
