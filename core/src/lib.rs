@@ -12,11 +12,14 @@
 //! Modules:
 //! - [`money`]: exact money, rounding rules and allocation.
 //! - [`numbering`]: the device numbering plan and a number allocator.
+//! - [`tariff`]: the pricing engine: tariffs, session facts, itemised quotes.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod money;
 pub mod numbering;
+pub mod tariff;
 
 pub use money::{Currency, Money, MoneyError, Rounding};
 pub use numbering::{DeviceClass, DeviceNo, DeviceNoAllocator, NumberingError};
+pub use tariff::{CompiledTariff, Quote, Session, Tariff, TariffError};
