@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod codec;
 mod device_no;
+mod quote;
 mod util;
 
 /// chargeswap: pricing, device numbering and device protocols for two-wheeler
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Price a session under a tariff and print the itemised quote.
+    Quote(quote::QuoteArgs),
     /// Classify device numbers and allocate free ones (the numbering plan).
     #[command(name = "device-no", subcommand)]
     DeviceNo(device_no::DeviceNoCmd),
@@ -44,6 +47,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Quote(args) => match quote::run(args) {
+            Ok(text) => {
+                quote::print(&text);
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => Err(e),
+        },
         Command::DeviceNo(c) => device_no::run(c),
         Command::Decode { protocol, hex } => {
             codec::parse_hex(&hex).and_then(|b| codec::decode(&protocol, &b))

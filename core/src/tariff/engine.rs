@@ -242,6 +242,11 @@ impl CompiledTariff {
             };
             let next_band = power.get(pi).map_or(i64::MAX, |p| p.0);
             let b = end.min(day_start + i64::from(piece.end)).min(next_band);
+            if b <= c {
+                // Unreachable for a compiled tariff (profiles cover the day);
+                // refuse rather than loop.
+                return Err(TariffError::overflow("tou"));
+            }
             let seg_to = add_secs(s.start, b - start)?;
             let (kwh, interpolated) = match r_c {
                 Some((rc, ic)) => {
