@@ -109,7 +109,7 @@ pub(crate) struct RentalTable {
 /// ```
 #[derive(Debug, Clone)]
 pub struct CompiledTariff {
-    pub(crate) id: String,
+    pub(crate) id: Arc<str>,
     pub(crate) currency: Currency,
     pub(crate) rounding: Rounding,
     pub(crate) tiers: Vec<Tier>,
@@ -564,7 +564,7 @@ impl<'a> Compiler<'a> {
         };
 
         Ok(CompiledTariff {
-            id: t.id.clone(),
+            id: Arc::from(t.id.as_str()),
             currency: cur,
             rounding: t.rounding,
             tiers: self.tiers,

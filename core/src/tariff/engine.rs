@@ -12,7 +12,7 @@
 //! proportion to what is left of each (largest remainder, see
 //! [`Money::allocate`]), so no line is pushed below zero and no fen is lost.
 
-use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
+use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 
 use super::compile::{
@@ -81,7 +81,7 @@ impl CompiledTariff {
                 service,
                 charging: None,
                 segments: Vec::new(),
-                lines: Vec::new(),
+                lines: Vec::with_capacity(8),
                 subtotals: Subtotals {
                     electricity: Money::zero(self.currency),
                     service: Money::zero(self.currency),
@@ -98,12 +98,13 @@ impl CompiledTariff {
             },
             rounding: self.rounding,
             currency: self.currency,
+            sub: [0; 9],
         }
     }
 
     fn charging(&self, s: &ChargingSession) -> Result<Draft> {
-        let start = secs("session.start", s.start)?;
-        let end = secs("session.end", s.end)?;
+        let start = secs(|| "session.start".into(), s.start)?;
+        let end = secs(|| "session.end".into(), s.end)?;
         if end < start {
             return Err(TariffError::session(
                 "session.end",
@@ -119,7 +120,7 @@ impl CompiledTariff {
         let unplugged = match s.unplugged_at {
             None => None,
             Some(u) => {
-                let u = secs("session.unplugged_at", u)?;
+                let u = secs(|| "session.unplugged_at".into(), u)?;
                 if u < end {
                     return Err(TariffError::session(
                         "session.unplugged_at",
@@ -132,6 +133,7 @@ impl CompiledTariff {
 
         // Energy: a meter curve of (second, 0.0001 kWh) points.
         let pts_owned: Vec<(i64, i64)>;
+        let mut pts_buf = [(0i64, 0i64); 8];
         let pts_pair: [(i64, i64); 2];
         let (points, source): (&[(i64, i64)], Option<EnergySource>) =
             match (s.energy_kwh, s.readings.is_empty()) {
@@ -142,7 +144,7 @@ impl CompiledTariff {
                     ));
                 }
                 (Some(kwh), true) => {
-                    let units = energy_units("session.energy_kwh", kwh)?;
+                    let units = energy_units(|| "session.energy_kwh".into(), kwh)?;
                     if start == end && units > 0 {
                         return Err(TariffError::session(
                             "session.energy_kwh",
@@ -153,8 +155,23 @@ impl CompiledTariff {
                     (&pts_pair, Some(EnergySource::Total))
                 }
                 (None, false) => {
-                    pts_owned = readings(&s.readings, start, end)?;
-                    (&pts_owned, Some(EnergySource::Readings))
+                    // A few readings (the usual case) stay on the stack.
+                    let pts: &[(i64, i64)] = if s.readings.len() <= pts_buf.len() {
+                        let mut n = 0;
+                        readings(&s.readings, start, end, |p| {
+                            if let Some(slot) = pts_buf.get_mut(n) {
+                                *slot = p;
+                            }
+                            n += 1;
+                        })?;
+                        pts_buf.get(..n).unwrap_or(&[])
+                    } else {
+                        let mut v = Vec::with_capacity(s.readings.len());
+                        readings(&s.readings, start, end, |p| v.push(p))?;
+                        pts_owned = v;
+                        &pts_owned
+                    };
+                    (pts, Some(EnergySource::Readings))
                 }
                 (None, true) => {
                     if self.energy {
@@ -171,10 +188,14 @@ impl CompiledTariff {
         let mut meter = Meter { pts: points, j: 0 };
 
         // Power: sample instants and their bands (only when time is priced).
-        let mut power: Vec<(i64, u8)> = Vec::new();
+        let mut power: Vec<(i64, u8)> = Vec::with_capacity(if self.time.is_some() {
+            s.power.len()
+        } else {
+            0
+        });
         let mut last_at = i64::MIN;
         for (i, p) in s.power.iter().enumerate() {
-            let at = secs(&format!("session.power[{i}].at"), p.at)?;
+            let at = secs(|| format!("session.power[{i}].at"), p.at)?;
             if at <= last_at {
                 return Err(TariffError::session(
                     format!("session.power[{i}].at"),
@@ -211,6 +232,7 @@ impl CompiledTariff {
         let mut c = start;
         let mut day_no = i64::MIN;
         let mut day_start = 0i64;
+        let mut day_date = s.start.date();
         let mut profile: &[super::compile::Piece] = &[];
         let mut pi = 0usize; // next power change index with at > c
         let mut seg_from = s.start;
@@ -225,7 +247,8 @@ impl CompiledTariff {
             if dn != day_no {
                 day_no = dn;
                 day_start = dn * i64::from(DAY);
-                profile = self.profile_for(date_of_day(dn)?);
+                day_date = date_of_day(dn)?;
+                profile = self.profile_for(day_date);
             }
             let sod = u32::try_from(c - day_start).unwrap_or(0);
             let piece = profile
@@ -247,7 +270,7 @@ impl CompiledTariff {
                 // refuse rather than loop.
                 return Err(TariffError::overflow("tou"));
             }
-            let seg_to = add_secs(s.start, b - start)?;
+            let seg_to = local(day_date, b - day_start)?;
             let (kwh, interpolated) = match r_c {
                 Some((rc, ic)) => {
                     let (rb, ib) = meter.read(b)?;
@@ -264,7 +287,7 @@ impl CompiledTariff {
                     if let Some(acc) = tier_kwh.get_mut(t) {
                         *acc += units;
                     }
-                    (Some(Decimal::new(units, ENERGY_DP)), ic || ib)
+                    (Some(kwh(units)), ic || ib)
                 }
                 None => (None, false),
             };
@@ -300,7 +323,7 @@ impl CompiledTariff {
         } else {
             let (rs, _) = Meter { pts: points, j: 0 }.read(start)?;
             let (re, _) = Meter { pts: points, j: 0 }.read(end)?;
-            Some(Decimal::new(re - rs, ENERGY_DP))
+            Some(kwh(re - rs))
         };
         let idle_seconds = unplugged.map_or(0, |u| u - end);
         d.quote.charging = Some(ChargingSummary {
@@ -326,11 +349,13 @@ impl CompiledTariff {
                     .get(usize::from(t))
                     .ok_or_else(|| TariffError::overflow("energy.tiers"))?;
                 let Some((el, sv)) = tier.price else { continue };
-                let qty = Decimal::new(units, ENERGY_DP);
+                let qty = kwh(units);
                 for (kind, price) in [(LineKind::Electricity, el), (LineKind::Service, sv)] {
-                    let mut l = d.charge(kind, qty, Unit::Kwh, price, Unit::Kwh, 1)?;
-                    l.tier = Some(tier.name.clone());
-                    d.quote.lines.push(l);
+                    let tag = Tag {
+                        tier: Some(tier.name.clone()),
+                        ..Tag::default()
+                    };
+                    d.charge(kind, tag, qty, Unit::Kwh, price, Unit::Kwh, 1)?;
                 }
             }
         }
@@ -348,20 +373,26 @@ impl CompiledTariff {
                     .bands
                     .get(bi)
                     .ok_or_else(|| TariffError::overflow("time.bands"))?;
-                let minutes = Decimal::from(*n) * Decimal::from(t.step_min);
-                let mut l = d.charge(
+                let minutes = Decimal::from(
+                    n.checked_mul(u64::from(t.step_min))
+                        .ok_or_else(|| TariffError::overflow("time"))?,
+                );
+                let tag = Tag {
+                    band: Some(BandRef {
+                        from_w: band.from_w,
+                        to_w: band.to_w,
+                    }),
+                    ..Tag::default()
+                };
+                d.charge(
                     LineKind::Time,
+                    tag,
                     minutes,
                     Unit::Minute,
                     band.per_hour,
                     Unit::Hour,
                     60,
                 )?;
-                l.band = Some(BandRef {
-                    from_w: band.from_w,
-                    to_w: band.to_w,
-                });
-                d.quote.lines.push(l);
             }
         }
 
@@ -370,30 +401,34 @@ impl CompiledTariff {
             let billable = idle_seconds - r.grace_s;
             if billable > 0 {
                 let steps = (billable + r.step_s - 1) / r.step_s;
-                let minutes = Decimal::from(steps) * Decimal::from(r.step_min);
-                let l = d.charge(
+                let minutes = Decimal::from(
+                    steps
+                        .checked_mul(i64::from(r.step_min))
+                        .ok_or_else(|| TariffError::overflow("idle"))?,
+                );
+                d.charge(
                     LineKind::Idle,
+                    Tag::default(),
                     minutes,
                     Unit::Minute,
                     r.per_hour,
                     Unit::Hour,
                     60,
                 )?;
-                d.quote.lines.push(l);
             }
         }
 
         // 1. Session fee.
         if let Some(fee) = self.session_fee {
-            let l = d.charge(
+            d.charge(
                 LineKind::SessionFee,
+                Tag::default(),
                 Decimal::ONE,
                 Unit::Session,
                 fee,
                 Unit::Session,
                 1,
             )?;
-            d.quote.lines.push(l);
         }
 
         // 2. Time minimum and cap; idle cap.
@@ -417,6 +452,9 @@ impl CompiledTariff {
         }
 
         // 3. Session minimum and maximum.
+        if self.min_price.is_none() && self.max_price.is_none() {
+            return Ok(d);
+        }
         let base = d.sum_net(|_| true)?;
         if let Some(min) = self.min_price.filter(|m| base.amount() < m.amount()) {
             d.adjust(LineKind::SessionMinimum, base, min, |_| false)?;
@@ -457,16 +495,19 @@ impl CompiledTariff {
             ));
         }
         let mut d = self.draft(Service::Swap);
-        let mut l = d.charge(
+        let tag = Tag {
+            item: Some(model.clone()),
+            ..Tag::default()
+        };
+        d.charge(
             LineKind::Swap,
+            tag,
             Decimal::from(s.count),
             Unit::Swap,
             price,
             Unit::Swap,
             1,
         )?;
-        l.item = Some(model.clone());
-        d.quote.lines.push(l);
         Ok(d)
     }
 
@@ -516,12 +557,22 @@ impl CompiledTariff {
                     ),
                 )
             })?;
-            let mut l = d.charge(kind, Decimal::from(n), unit, rate, unit, 1)?;
-            l.item = Some(s.battery_model.clone());
-            d.quote.lines.push(l);
+            let tag = Tag {
+                item: Some(s.battery_model.clone()),
+                ..Tag::default()
+            };
+            d.charge(kind, tag, Decimal::from(n), unit, rate, unit, 1)?;
         }
         Ok(d)
     }
+}
+
+/// The labels of a charge line.
+#[derive(Default)]
+struct Tag {
+    tier: Option<std::sync::Arc<str>>,
+    band: Option<BandRef>,
+    item: Option<String>,
 }
 
 /// A validated coupon: (input index, coupon, limit, threshold, percent).
@@ -538,6 +589,56 @@ struct Draft {
     quote: Quote,
     rounding: crate::money::Rounding,
     currency: Currency,
+    /// Subtotals in minor units, kept as lines are pushed (see [`slot`]).
+    sub: [i64; 9],
+}
+
+/// The subtotal a line kind counts towards.
+fn slot(kind: LineKind) -> usize {
+    match kind {
+        LineKind::Electricity => 0,
+        LineKind::Service => 1,
+        LineKind::Time => 2,
+        LineKind::Idle => 3,
+        LineKind::SessionFee => 4,
+        LineKind::Swap => 5,
+        LineKind::RentalDay | LineKind::RentalMonth => 6,
+        LineKind::TimeMinimum
+        | LineKind::TimeCap
+        | LineKind::IdleCap
+        | LineKind::SessionMinimum
+        | LineKind::SessionCap => 7,
+        LineKind::MemberDiscount | LineKind::Coupon => 8,
+    }
+}
+
+/// 10^k for k ≤ 18 from a table, larger k by multiplication.
+fn pow10(k: u32) -> Option<i128> {
+    const P: [i64; 19] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+        1_000_000_000,
+        10_000_000_000,
+        100_000_000_000,
+        1_000_000_000_000,
+        10_000_000_000_000,
+        100_000_000_000_000,
+        1_000_000_000_000_000,
+        10_000_000_000_000_000,
+        100_000_000_000_000_000,
+        1_000_000_000_000_000_000,
+    ];
+    match P.get(usize::try_from(k).ok()?) {
+        Some(p) => Some(i128::from(*p)),
+        None => 10i128.checked_pow(k),
+    }
 }
 
 fn money_err(path: &str) -> impl Fn(MoneyError) -> TariffError + '_ {
@@ -551,40 +652,100 @@ fn money_err(path: &str) -> impl Fn(MoneyError) -> TariffError + '_ {
 }
 
 impl Draft {
-    /// **The rounding point** of the engine: an exact amount to the minor unit.
-    fn round(&self, exact: Decimal) -> Result<Money> {
-        let r = self
-            .rounding
-            .round_decimal(exact, self.currency.minor_units());
-        Money::new(r, self.currency).map_err(money_err("amount"))
+    /// **The rounding point** of the engine: `price × quantity ÷ divisor`
+    /// rounded to minor units with the tariff's rule, computed exactly as a
+    /// ratio of integers ([`Rounding::round_ratio`](crate::money::Rounding::round_ratio)).
+    fn minor_of(&self, price: Decimal, quantity: Decimal, divisor: u32) -> Option<i64> {
+        let mu = self.currency.minor_units();
+        let (pm, qm) = (price.mantissa(), quantity.mantissa());
+        let scale = price.scale() + quantity.scale();
+        // Fast path: everything fits 64 bits (prices and quantities of real sessions).
+        if let (Some(k), Ok(a), Ok(b)) =
+            (scale.checked_sub(mu), i64::try_from(pm), i64::try_from(qm))
+        {
+            if let (Some(num), Some(p)) = (a.checked_mul(b), pow10(k)) {
+                let r = self
+                    .rounding
+                    .round_ratio(i128::from(num), p * i128::from(divisor))?;
+                return i64::try_from(r).ok();
+            }
+        }
+        let num = pm.checked_mul(qm)?;
+        let (num, den) = if scale >= mu {
+            (num, pow10(scale - mu)?.checked_mul(i128::from(divisor))?)
+        } else {
+            (num.checked_mul(pow10(mu - scale)?)?, i128::from(divisor))
+        };
+        i64::try_from(self.rounding.round_ratio(num, den)?).ok()
     }
 
-    /// A charge line: `amount = round(quantity × unit_price ÷ divisor)`.
+    /// Pushes a line, counting its amount (`minor`) into its subtotal.
+    fn push(&mut self, line: QuoteLine, minor: i64) -> Result<&mut QuoteLine> {
+        let s = self
+            .sub
+            .get_mut(slot(line.kind))
+            .ok_or_else(|| TariffError::overflow("subtotals"))?;
+        *s = s
+            .checked_add(minor)
+            .ok_or_else(|| TariffError::overflow("subtotals"))?;
+        self.quote.lines.push(line);
+        self.quote
+            .lines
+            .last_mut()
+            .ok_or_else(|| TariffError::overflow("lines"))
+    }
+
+    /// Pushes a line whose amount is a whole number of minor units.
+    fn push_money(&mut self, line: QuoteLine) -> Result<&mut QuoteLine> {
+        let minor = line
+            .amount
+            .to_minor()
+            .ok_or_else(|| TariffError::overflow(line.kind.name()))?;
+        self.push(line, minor)
+    }
+
+    /// Pushes a charge line: `amount = round(quantity × unit_price ÷ divisor)`.
+    /// Built in place: lines are large and quoting is a hot path.
+    #[allow(clippy::too_many_arguments)]
     fn charge(
-        &self,
+        &mut self,
         kind: LineKind,
+        tag: Tag,
         quantity: Decimal,
         unit: Unit,
         unit_price: Money,
         per: Unit,
         divisor: u32,
-    ) -> Result<QuoteLine> {
-        let path = kind.name();
-        let mut exact = unit_price
-            .amount()
-            .checked_mul(quantity)
-            .ok_or_else(|| TariffError::overflow(path))?;
-        if divisor != 1 {
-            exact = exact
-                .checked_div(Decimal::from(divisor))
-                .ok_or_else(|| TariffError::overflow(path))?;
-        }
-        let mut l = QuoteLine::new(kind, self.round(exact)?);
-        l.quantity = Some(quantity);
-        l.unit = Some(unit);
-        l.unit_price = Some(unit_price);
-        l.per = Some(per);
-        Ok(l)
+    ) -> Result<()> {
+        let minor = self
+            .minor_of(unit_price.amount(), quantity, divisor)
+            .ok_or_else(|| TariffError::overflow(kind.name()))?;
+        let s = self
+            .sub
+            .get_mut(slot(kind))
+            .ok_or_else(|| TariffError::overflow("subtotals"))?;
+        *s = s
+            .checked_add(minor)
+            .ok_or_else(|| TariffError::overflow("subtotals"))?;
+        let amount = Money::from_minor(minor, self.currency);
+        self.quote.lines.push(QuoteLine {
+            kind,
+            tier: tag.tier,
+            band: tag.band,
+            item: tag.item,
+            quantity: Some(quantity),
+            unit: Some(unit),
+            unit_price: Some(unit_price),
+            per: Some(per),
+            base: None,
+            percent: None,
+            limit: None,
+            threshold: None,
+            amount,
+            reduced_by: Money::zero(self.currency),
+            net: amount,
+        });
+        Ok(())
     }
 
     /// Sum of the net amounts of the charge lines whose kind passes `f`.
@@ -616,7 +777,7 @@ impl Draft {
         let mut l = QuoteLine::new(kind, delta);
         l.base = Some(base);
         l.limit = Some(limit);
-        self.quote.lines.push(l);
+        self.push_money(l)?;
         Ok(())
     }
 
@@ -708,21 +869,13 @@ impl Draft {
             let f = in_scope(scope);
             let base = self.sum_net(f)?;
             if base.is_positive() {
-                let exact = base
-                    .amount()
-                    .checked_mul(pct)
-                    .and_then(|x| x.checked_div(Decimal::ONE_HUNDRED))
-                    .ok_or_else(|| TariffError::overflow("member_discount"))?;
-                let off = self
-                    .round(exact)?
-                    .checked_min(base)
-                    .map_err(money_err("member_discount"))?;
+                let off = self.percent_of(base, pct, "member_discount")?;
                 self.reduce(off, &f)?;
                 let mut l = QuoteLine::new(LineKind::MemberDiscount, off.neg());
                 l.item = Some(m.level.clone());
                 l.base = Some(base);
                 l.percent = Some(pct);
-                self.quote.lines.push(l);
+                self.push_money(l)?;
             }
         }
 
@@ -750,12 +903,7 @@ impl Draft {
             }
             let mut off = match pct {
                 Some(p) => {
-                    let exact = base
-                        .amount()
-                        .checked_mul(p)
-                        .and_then(|x| x.checked_div(Decimal::ONE_HUNDRED))
-                        .ok_or_else(|| TariffError::overflow("coupon"))?;
-                    let o = self.round(exact)?;
+                    let o = self.percent_of(base, p, "coupon")?;
                     match limit {
                         Some(cap) => o.checked_min(cap).map_err(money_err("coupon"))?,
                         None => o,
@@ -771,34 +919,24 @@ impl Draft {
             l.percent = pct;
             l.limit = limit;
             l.threshold = threshold;
-            self.quote.lines.push(l);
+            self.push_money(l)?;
         }
         Ok(())
     }
 
+    /// **Rounding point** of percentage discounts: `base × percent / 100`
+    /// rounded once, never more than `base`.
+    fn percent_of(&self, base: Money, pct: Decimal, what: &str) -> Result<Money> {
+        let minor = self
+            .minor_of(base.amount(), pct, 100)
+            .ok_or_else(|| TariffError::overflow(what))?;
+        Money::from_minor(minor, self.currency)
+            .checked_min(base)
+            .map_err(money_err(what))
+    }
+
     fn finish(mut self) -> Result<Quote> {
         let cur = self.currency;
-        let mut st = [Money::zero(cur); 9];
-        for l in &self.quote.lines {
-            let slot = match l.kind {
-                LineKind::Electricity => 0,
-                LineKind::Service => 1,
-                LineKind::Time => 2,
-                LineKind::Idle => 3,
-                LineKind::SessionFee => 4,
-                LineKind::Swap => 5,
-                LineKind::RentalDay | LineKind::RentalMonth => 6,
-                LineKind::TimeMinimum
-                | LineKind::TimeCap
-                | LineKind::IdleCap
-                | LineKind::SessionMinimum
-                | LineKind::SessionCap => 7,
-                LineKind::MemberDiscount | LineKind::Coupon => 8,
-            };
-            if let Some(s) = st.get_mut(slot) {
-                *s = s.checked_add(l.amount).map_err(money_err("subtotals"))?;
-            }
-        }
         let [
             electricity,
             service,
@@ -809,7 +947,13 @@ impl Draft {
             rental,
             adjustments,
             discounts,
-        ] = st;
+        ] = self.sub.map(|m| {
+            if m == 0 {
+                Money::zero(cur)
+            } else {
+                Money::from_minor(m, cur)
+            }
+        });
         self.quote.subtotals = Subtotals {
             electricity,
             service,
@@ -821,26 +965,43 @@ impl Draft {
             adjustments,
             discounts,
         };
-        self.quote.total = Money::sum(cur, st).map_err(money_err("total"))?;
+        let total = self
+            .sub
+            .iter()
+            .try_fold(0i64, |a, m| a.checked_add(*m))
+            .ok_or_else(|| TariffError::overflow("total"))?;
+        self.quote.total = Money::from_minor(total, cur);
         Ok(self.quote)
     }
 }
 
-/// Whole seconds since the epoch of a local wall-clock instant.
-fn secs(path: &str, t: NaiveDateTime) -> Result<i64> {
+/// Whole seconds since the epoch of a local wall-clock instant. The path is
+/// built only on error, keeping the happy path free of allocation.
+fn secs(path: impl FnOnce() -> String, t: NaiveDateTime) -> Result<i64> {
     let u = t.and_utc();
     if u.timestamp_subsec_nanos() != 0 {
         return Err(TariffError::session(
-            path,
+            path(),
             format!("{t} has a fraction of a second; give whole seconds"),
         ));
     }
     Ok(u.timestamp())
 }
 
-fn add_secs(t: NaiveDateTime, s: i64) -> Result<NaiveDateTime> {
-    t.checked_add_signed(TimeDelta::seconds(s))
-        .ok_or_else(|| TariffError::overflow("session.end"))
+/// The local instant `secs` seconds after midnight of `date` (at most one day).
+fn local(date: NaiveDate, secs: i64) -> Result<NaiveDateTime> {
+    let (date, secs) = if secs >= i64::from(DAY) {
+        (date.succ_opt(), secs - i64::from(DAY))
+    } else {
+        (Some(date), secs)
+    };
+    date.zip(
+        u32::try_from(secs)
+            .ok()
+            .and_then(|s| chrono::NaiveTime::from_num_seconds_from_midnight_opt(s, 0)),
+    )
+    .map(|(d, t)| NaiveDateTime::new(d, t))
+    .ok_or_else(|| TariffError::overflow("session.end"))
 }
 
 /// Unix day number → date.
@@ -851,26 +1012,62 @@ fn date_of_day(day: i64) -> Result<NaiveDate> {
         .ok_or_else(|| TariffError::overflow("session.start"))
 }
 
-/// kWh → 0.0001 kWh units, checked.
-fn energy_units(path: &str, kwh: Decimal) -> Result<i64> {
-    super::compile::non_negative(path, kwh).map_err(|_| {
-        TariffError::session(
-            path,
-            format!("{kwh} kWh is negative; energy is zero or more"),
-        )
-    })?;
-    check_scale(path, kwh, ENERGY_DP)?;
-    let mut v = kwh;
-    v.rescale(ENERGY_DP);
-    i64::try_from(v.mantissa()).map_err(|_| TariffError::overflow(path))
+/// 0.0001 kWh units → kWh with 4 decimal places (no checks needed: any i64 fits).
+fn kwh(units: i64) -> Decimal {
+    let m = units.unsigned_abs();
+    Decimal::from_parts(
+        (m & 0xFFFF_FFFF) as u32,
+        (m >> 32) as u32,
+        0,
+        units < 0,
+        ENERGY_DP,
+    )
 }
 
-fn readings(rs: &[super::session::MeterReading], start: i64, end: i64) -> Result<Vec<(i64, i64)>> {
-    let mut out: Vec<(i64, i64)> = Vec::with_capacity(rs.len());
+/// kWh → 0.0001 kWh units, checked. The path is built only on error.
+fn energy_units(path: impl Fn() -> String, kwh: Decimal) -> Result<i64> {
+    if kwh.is_sign_negative() && !kwh.is_zero() {
+        return Err(TariffError::session(
+            path(),
+            format!("{kwh} kWh is negative; energy is zero or more"),
+        ));
+    }
+    if kwh.scale() <= ENERGY_DP {
+        if let Some(u) = i64::try_from(kwh.mantissa())
+            .ok()
+            .zip(pow10(ENERGY_DP - kwh.scale()).and_then(|p| i64::try_from(p).ok()))
+            .and_then(|(m, p)| m.checked_mul(p))
+        {
+            return Ok(u);
+        }
+    }
+    let mut v = kwh;
+    if v.scale() > ENERGY_DP {
+        v = v.normalize();
+        if v.scale() > ENERGY_DP {
+            check_scale(&path(), kwh, ENERGY_DP)?;
+        }
+    }
+    v.rescale(ENERGY_DP);
+    if v.scale() != ENERGY_DP {
+        return Err(TariffError::overflow(path()));
+    }
+    i64::try_from(v.mantissa()).map_err(|_| TariffError::overflow(path()))
+}
+
+/// Validates meter readings and hands them out as (second, 0.0001 kWh).
+fn readings(
+    rs: &[super::session::MeterReading],
+    start: i64,
+    end: i64,
+    mut out: impl FnMut((i64, i64)),
+) -> Result<()> {
+    let mut last: Option<(i64, i64)> = None;
+    let mut first_at = None;
     for (i, r) in rs.iter().enumerate() {
-        let at = secs(&format!("session.readings[{i}].at"), r.at)?;
-        let units = energy_units(&format!("session.readings[{i}].kwh"), r.kwh)?;
-        if let Some(&(pat, pu)) = out.last() {
+        let at = secs(|| format!("session.readings[{i}].at"), r.at)?;
+        let units = energy_units(|| format!("session.readings[{i}].kwh"), r.kwh)?;
+        if let Some((pat, pu)) = last {
             if at <= pat {
                 return Err(TariffError::session(
                     format!("session.readings[{i}].at"),
@@ -882,31 +1079,31 @@ fn readings(rs: &[super::session::MeterReading], start: i64, end: i64) -> Result
                     format!("session.readings[{i}].kwh"),
                     format!(
                         "the meter went backwards from {} to {} kWh; readings are a cumulative register",
-                        Decimal::new(pu, ENERGY_DP),
+                        kwh(pu),
                         r.kwh
                     ),
                 ));
             }
         }
-        out.push((at, units));
+        out((at, units));
+        first_at.get_or_insert(at);
+        last = Some((at, units));
     }
-    if let (Some(f), Some(l)) = (out.first(), out.last()) {
-        {
-            if f.0 > start {
-                return Err(TariffError::session(
-                    "session.readings[0].at",
-                    "is after session.start; the first reading must be at or before the start",
-                ));
-            }
-            if l.0 < end {
-                return Err(TariffError::session(
-                    format!("session.readings[{}].at", out.len() - 1),
-                    "is before session.end; the last reading must be at or after the end",
-                ));
-            }
+    if let (Some(f), Some(l)) = (first_at, last) {
+        if f > start {
+            return Err(TariffError::session(
+                "session.readings[0].at",
+                "is after session.start; the first reading must be at or before the start",
+            ));
+        }
+        if l.0 < end {
+            return Err(TariffError::session(
+                format!("session.readings[{}].at", rs.len() - 1),
+                "is before session.end; the last reading must be at or after the end",
+            ));
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The meter register as a function of time: the readings, linearly
@@ -936,10 +1133,23 @@ impl Meter<'_> {
         if x >= t1 {
             return Ok((e1, false));
         }
-        let num = i128::from(e1 - e0) * i128::from(x - t0);
-        let den = i128::from(t1 - t0);
-        let q = (2 * num + den) / (2 * den);
-        let v = i64::try_from(q).map_err(|_| TariffError::overflow("readings"))?;
+        // Half-up: floor((2·Δe·Δt + T) / 2T), in 64 bits when it fits.
+        let (de, dt, span) = (e1 - e0, x - t0, t1 - t0);
+        let fast = de
+            .checked_mul(dt)
+            .and_then(|n| n.checked_mul(2))
+            .and_then(|n| n.checked_add(span))
+            .zip(span.checked_mul(2))
+            .map(|(n, d)| n / d);
+        let v = match fast {
+            Some(v) => v,
+            None => {
+                let num = i128::from(de) * i128::from(dt);
+                let den = i128::from(span);
+                i64::try_from((2 * num + den) / (2 * den))
+                    .map_err(|_| TariffError::overflow("readings"))?
+            }
+        };
         Ok((e0 + v, true))
     }
 }

@@ -21,7 +21,7 @@ use crate::money::{Currency, Money, Rounding};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quote {
     /// The id of the tariff that priced it.
-    pub tariff: String,
+    pub tariff: Arc<str>,
     /// The currency of every amount.
     pub currency: Currency,
     /// The rounding rule used at the rounding points.
