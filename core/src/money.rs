@@ -275,9 +275,14 @@ impl Rounding {
         if d == 0 {
             return None;
         }
-        // Small values (the common case) divide in 64 bits.
+        // Small values (the common case) divide in 64 bits, and by a constant
+        // for the usual denominators (powers of ten, and × 60 for per-hour
+        // prices of minutes), which compiles to a multiply instead of a divide.
         let (q, r) = match (i64::try_from(n), i64::try_from(d)) {
-            (Ok(n), Ok(d)) => (i128::from(n / d), i128::from(n % d)),
+            (Ok(n), Ok(d)) => {
+                let (q, r) = div_small(n, d);
+                (i128::from(q), i128::from(r))
+            }
             _ => (n / d, n % d),
         };
         if r == 0 {
@@ -294,6 +299,20 @@ impl Rounding {
         };
         if bump { q.checked_add(away) } else { Some(q) }
     }
+}
+
+/// `(n / d, n % d)` for `d > 0`, by a constant divisor when `d` is a common one.
+fn div_small(n: i64, d: i64) -> (i64, i64) {
+    macro_rules! by {
+        ($($c:literal)*) => {
+            match d {
+                $($c => (n / $c, n % $c),)*
+                _ => (n / d, n % d),
+            }
+        };
+    }
+    by!(1 10 100 1000 10000 100000 1000000 10000000 100000000
+        60 600 6000 60000 600000 6000000 60000000)
 }
 
 /// An exact amount of money in one currency, with at most [`MAX_SCALE`]

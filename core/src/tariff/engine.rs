@@ -663,10 +663,9 @@ impl Draft {
         if let (Some(k), Ok(a), Ok(b)) =
             (scale.checked_sub(mu), i64::try_from(pm), i64::try_from(qm))
         {
-            if let (Some(num), Some(p)) = (a.checked_mul(b), pow10(k)) {
-                let r = self
-                    .rounding
-                    .round_ratio(i128::from(num), p * i128::from(divisor))?;
+            let den = pow10(k).and_then(|p| p.checked_mul(i128::from(divisor)));
+            if let (Some(num), Some(den)) = (a.checked_mul(b), den) {
+                let r = self.rounding.round_ratio(i128::from(num), den)?;
                 return i64::try_from(r).ok();
             }
         }
