@@ -20,7 +20,6 @@ pub struct QuoteArgs {
     explain: bool,
 }
 
-
 fn hint(e: &TariffError) -> &'static str {
     match e {
         TariffError::MissingFact { .. } | TariffError::InvalidSession { .. } => {
@@ -37,12 +36,9 @@ fn hint(e: &TariffError) -> &'static str {
 /// (fields in their documented order), or the explanation.
 pub fn run(args: QuoteArgs) -> Result<String, String> {
     let tariff: Tariff = read_json(&args.tariff, "tariff")?;
-    let compiled = tariff.compile().map_err(|e| {
-        format!(
-            "tariff file {} is not valid: {e}",
-            args.tariff.display()
-        )
-    })?;
+    let compiled = tariff
+        .compile()
+        .map_err(|e| format!("tariff file {} is not valid: {e}", args.tariff.display()))?;
     let session: Session = read_json(&args.session, "session")?;
     let quote = compiled.quote(&session).map_err(|e| {
         format!(

@@ -1,17 +1,30 @@
 //! Runs the `chargeswap quote` binary on the bundled example tariff and
 //! session (the README's main command) and on broken inputs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn quote(tariff: &Path, session: &Path, explain: bool) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_chargeswap"));
-    c.arg("quote").arg("--tariff").arg(tariff).arg("--session").arg(session);
+    c.arg("quote")
+        .arg("--tariff")
+        .arg(tariff)
+        .arg("--session")
+        .arg(session);
     if explain {
         c.arg("--explain");
     }
@@ -36,7 +49,11 @@ fn example() -> (PathBuf, PathBuf) {
 fn readme_main_command_explains_the_evening_session() {
     let (t, s) = example();
     let out = quote(&t, &s, true);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
         "Quote under tariff city-ebike-2025",
