@@ -12,6 +12,7 @@ mod codec_tbox_bms;
 mod commerce;
 mod csp;
 mod device_no;
+mod quote;
 mod util;
 
 /// chargeswap: pricing, device numbering and device protocols for two-wheeler
@@ -25,6 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Price a session under a tariff and print the itemised quote.
+    Quote(quote::QuoteArgs),
     /// Classify device numbers and allocate free ones (the numbering plan).
     #[command(name = "device-no", subcommand)]
     DeviceNo(device_no::DeviceNoCmd),
@@ -65,6 +68,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Quote(args) => match quote::run(args) {
+            Ok(text) => {
+                quote::print(&text);
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => Err(e),
+        },
         Command::DeviceNo(c) => device_no::run(c),
         Command::Package(c) => commerce::run_package(c),
         Command::Revenue(c) => commerce::run_revenue(c),

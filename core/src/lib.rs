@@ -20,6 +20,7 @@
 //! - [`wallet`]: rider wallets (paid and gift credit) on the ledger.
 //! - [`deposit`]: deposits and deposit waivers on the ledger.
 //! - [`report`]: pure aggregations over the ledger's history.
+//! - [`tariff`]: the pricing engine: tariffs, session facts, itemised quotes.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -32,7 +33,9 @@ pub mod org;
 pub mod package;
 pub mod report;
 pub mod settlement;
+pub mod tariff;
 pub mod wallet;
 
 pub use money::{Currency, Money, MoneyError, Rounding};
 pub use numbering::{DeviceClass, DeviceNo, DeviceNoAllocator, NumberingError};
+pub use tariff::{CompiledTariff, Quote, Session, Tariff, TariffError};
