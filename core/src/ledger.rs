@@ -896,6 +896,15 @@ pub struct Ledger {
     last: Option<Timestamp>,
 }
 
+/// A point in a ledger's history ([`Ledger::savepoint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Savepoint {
+    entries: usize,
+    accounts: usize,
+    expiries: usize,
+    last: Option<Timestamp>,
+}
+
 struct Resolved {
     debit: u32,
     credit: u32,
@@ -1557,6 +1566,36 @@ impl Ledger {
                 field: field.to_owned(),
             }),
         }
+    }
+
+    /// A point to roll back to: see [`Ledger::rollback_to`]. Crate-internal,
+    /// for facades (`crate::books`) that make several module operations
+    /// (each atomic on its own) atomic together.
+    pub(crate) fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            entries: self.entries.len(),
+            accounts: self.slots.len(),
+            expiries: self.expiries.len(),
+            last: self.last,
+        }
+    }
+
+    /// Undoes every transfer applied and every account created since `sp`,
+    /// newest first, and restores the clock. Returns false, changing
+    /// nothing, if an expiry sweep ran since `sp` (sweeps are not undone;
+    /// callers sweep only as the last fallible step of an operation).
+    pub(crate) fn rollback_to(&mut self, sp: Savepoint) -> bool {
+        if self.expiries.len() != sp.expiries || self.entries.len() < sp.entries {
+            return false;
+        }
+        self.rollback(sp.entries);
+        while self.slots.len() > sp.accounts {
+            if let Some(s) = self.slots.pop() {
+                self.account_index.remove(&s.spec.id);
+            }
+        }
+        self.last = sp.last;
+        true
     }
 
     /// Undoes every entry from `start` on, newest first.
