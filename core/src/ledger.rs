@@ -2132,7 +2132,8 @@ impl Ledger {
     }
 }
 
-/// Well-known transfer codes used by [`crate::wallet`] and [`crate::deposit`].
+/// Well-known transfer codes used by [`crate::wallet`], [`crate::deposit`]
+/// and [`crate::books`].
 /// Any other [`Key`] is a valid code too.
 pub mod codes {
     /// Money in from a payment channel to a rider wallet.
@@ -2163,6 +2164,25 @@ pub mod codes {
     pub const DEPOSIT_REFUND: &str = "deposit_refund";
     /// A deposit waiver: the hold on a credit line.
     pub const DEPOSIT_WAIVER: &str = "deposit_waiver";
+    /// A package bought: payment → package liability.
+    pub const PACKAGE_PURCHASE: &str = "package_purchase";
+    /// A package renewed: payment → package liability.
+    pub const PACKAGE_RENEWAL: &str = "package_renewal";
+    /// The charge of a package upgrade: payment → package liability.
+    pub const PACKAGE_CHANGE: &str = "package_change";
+    /// Package revenue recognised (swaps consumed, days used, breakage at
+    /// expiry): package liability → platform revenue; reversed the other way.
+    pub const PACKAGE_CONSUME: &str = "package_consume";
+    /// A revenue share: platform revenue → agent revenue; reversed the other way.
+    pub const REVENUE_SHARE: &str = "revenue_share";
+    /// A package freeze fee.
+    pub const FREEZE_FEE: &str = "freeze_fee";
+    /// A package overdue fee.
+    pub const OVERDUE_FEE: &str = "overdue_fee";
+    /// A rider paying what they owe: payment → receivable.
+    pub const RECEIVABLE_PAYMENT: &str = "receivable_payment";
+    /// An agent's revenue share paid out: agent revenue → clearing.
+    pub const AGENT_PAYOUT: &str = "agent_payout";
 }
 
 #[cfg(test)]

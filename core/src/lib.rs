@@ -20,9 +20,12 @@
 //! - [`wallet`]: rider wallets (paid and gift credit) on the ledger.
 //! - [`deposit`]: deposits and deposit waivers on the ledger.
 //! - [`report`]: pure aggregations over the ledger's history.
+//! - [`books`]: one ledger with wallets, deposits, packages and revenue sharing
+//!   behind one idempotent, atomic operation API.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod books;
 pub mod deposit;
 pub mod ledger;
 pub mod membership;
