@@ -809,3 +809,69 @@ fn simulate_reports_steps_balances_and_reconciliation() {
     );
     assert!(out.reconciliation.agrees);
 }
+
+#[test]
+fn refunds_return_gift_credit_to_its_lot_and_never_exceed_the_payments() {
+    let mut w = World::new();
+    w.top_up("r1", "100");
+    w.ok(BooksOp::GrantGift {
+        rider: k("r1"),
+        amount: m("60"),
+        expires_at: t0() + Duration::days(30),
+    });
+    // gift first: 60.00 gift + 90.00 paid
+    let r = w.buy("P1", "r1", swap30(), &[]);
+    assert_eq!(
+        World::lines(&r)[..2],
+        [
+            "op5.pay.gift: r1:gift -> P1:liability 60.00 [package_purchase]",
+            "op5.pay.paid: r1:wallet -> P1:liability 90.00 [package_purchase]",
+        ]
+    );
+    w.consume("P1", "SW-1");
+    // 145.00 back: the gift part first (60.00 to its lot), then 85.00 paid
+    let r = w.ok(BooksOp::Refund {
+        package: k("P1"),
+        destination: RefundDestination::OriginalChannel,
+    });
+    assert_eq!(
+        World::lines(&r),
+        [
+            "op7.r00.gift: P1:liability -> r1:gift 60.00 [refund_to_wallet]",
+            "op7.r00.paid: P1:liability -> platform:refunds_payable 85.00 [refund_to_channel]",
+        ]
+    );
+    w.check();
+    assert!(matches!(
+        w.refused(BooksOp::RefundSale {
+            order: k("SW-404"),
+            amount: m("1"),
+            destination: RefundDestination::Wallet,
+        }),
+        BooksError::SaleNotFound { .. }
+    ));
+}
+
+#[test]
+fn a_package_refund_beyond_its_payments_is_refused() {
+    // Not reachable through the API (a package's liability never exceeds
+    // what its payments can return); a tampered state shows the check.
+    let mut w = World::new();
+    w.top_up("r1", "200");
+    w.buy("P1", "r1", swap30(), &[]);
+    let mut v = serde_json::to_value(&w.b).unwrap();
+    v["packages"]["P1"]["orders"] = serde_json::json!([]);
+    w.b = serde_json::from_value(v).unwrap();
+    let e = w.refused(BooksOp::Refund {
+        package: k("P1"),
+        destination: RefundDestination::Wallet,
+    });
+    assert_eq!(
+        e,
+        BooksError::RefundExceedsPaid {
+            package: k("P1"),
+            refundable: m("0"),
+            requested: m("150"),
+        }
+    );
+}
