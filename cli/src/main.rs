@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod books;
 mod codec;
 mod codec_tbox_bms;
 mod commerce;
@@ -43,6 +44,9 @@ enum Command {
     /// The organisation: permission checks, agent chains.
     #[command(subcommand)]
     Org(commerce::OrgCmd),
+    /// The books: operations on one ledger with wallets, deposits, packages and revenue sharing.
+    #[command(subcommand)]
+    Books(books::BooksCmd),
     /// Decode one frame given as hex and print it as JSON.
     Decode {
         /// The protocol: csp, modbus-rtu, modbus-tcp, jt808, jbd or daly.
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Command::Revenue(c) => commerce::run_revenue(c),
         Command::Membership(c) => commerce::run_membership(c),
         Command::Org(c) => commerce::run_org(c),
+        Command::Books(c) => books::run(c),
         Command::Decode { protocol, hex, key } => {
             codec::parse_hex(&hex).and_then(|b| codec::decode_keyed(&protocol, &b, key.as_deref()))
         }

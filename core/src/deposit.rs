@@ -388,6 +388,14 @@ pub struct Deposits {
     ops: BTreeMap<Key, OpRecord>,
 }
 
+/// The records an op may change, as they were before it: see
+/// [`Deposits::undo_point`].
+#[derive(Debug, Clone)]
+pub(crate) struct DepositUndo {
+    op: (Key, Option<OpRecord>),
+    deposit: (Key, Option<Deposit>),
+}
+
 fn minor(m: Money) -> i64 {
     m.to_minor().unwrap_or(0)
 }
@@ -562,6 +570,39 @@ impl Deposits {
             },
         );
         Ok(receipt)
+    }
+
+    /// What `op` under `op_id` may change here, as it is now: crate-internal,
+    /// so that a facade (`crate::books`) can undo an op that succeeded when
+    /// a later step of the same operation fails (see [`Deposits::undo`]).
+    pub(crate) fn undo_point(&self, op_id: Key, op: &DepositOp) -> DepositUndo {
+        let deposit = match *op {
+            DepositOp::Pay { deposit, .. }
+            | DepositOp::Waive { deposit, .. }
+            | DepositOp::StartRental { deposit, .. }
+            | DepositOp::EndRental { deposit }
+            | DepositOp::Deduct { deposit, .. }
+            | DepositOp::ApplyRefund { deposit }
+            | DepositOp::ReviewRefund { deposit, .. }
+            | DepositOp::ConfirmRefund { deposit } => deposit,
+        };
+        DepositUndo {
+            op: (op_id, self.ops.get(&op_id).cloned()),
+            deposit: (deposit, self.deposits.get(&deposit).cloned()),
+        }
+    }
+
+    /// Puts back what a [`Deposits::undo_point`] saved. The ledger side is
+    /// the caller's to roll back.
+    pub(crate) fn undo(&mut self, u: DepositUndo) {
+        match u.op.1 {
+            Some(r) => self.ops.insert(u.op.0, r),
+            None => self.ops.remove(&u.op.0),
+        };
+        match u.deposit.1 {
+            Some(d) => self.deposits.insert(u.deposit.0, d),
+            None => self.deposits.remove(&u.deposit.0),
+        };
     }
 
     fn get(&self, deposit: &Key) -> Result<&Deposit> {

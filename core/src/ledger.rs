@@ -896,6 +896,15 @@ pub struct Ledger {
     last: Option<Timestamp>,
 }
 
+/// A point in a ledger's history ([`Ledger::savepoint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Savepoint {
+    entries: usize,
+    accounts: usize,
+    expiries: usize,
+    last: Option<Timestamp>,
+}
+
 struct Resolved {
     debit: u32,
     credit: u32,
@@ -1559,6 +1568,36 @@ impl Ledger {
         }
     }
 
+    /// A point to roll back to: see [`Ledger::rollback_to`]. Crate-internal,
+    /// for facades (`crate::books`) that make several module operations
+    /// (each atomic on its own) atomic together.
+    pub(crate) fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            entries: self.entries.len(),
+            accounts: self.slots.len(),
+            expiries: self.expiries.len(),
+            last: self.last,
+        }
+    }
+
+    /// Undoes every transfer applied and every account created since `sp`,
+    /// newest first, and restores the clock. Returns false, changing
+    /// nothing, if an expiry sweep ran since `sp` (sweeps are not undone;
+    /// callers sweep only as the last fallible step of an operation).
+    pub(crate) fn rollback_to(&mut self, sp: Savepoint) -> bool {
+        if self.expiries.len() != sp.expiries || self.entries.len() < sp.entries {
+            return false;
+        }
+        self.rollback(sp.entries);
+        while self.slots.len() > sp.accounts {
+            if let Some(s) = self.slots.pop() {
+                self.account_index.remove(&s.spec.id);
+            }
+        }
+        self.last = sp.last;
+        true
+    }
+
     /// Undoes every entry from `start` on, newest first.
     fn rollback(&mut self, start: usize) {
         while self.entries.len() > start {
@@ -2093,7 +2132,8 @@ impl Ledger {
     }
 }
 
-/// Well-known transfer codes used by [`crate::wallet`] and [`crate::deposit`].
+/// Well-known transfer codes used by [`crate::wallet`], [`crate::deposit`]
+/// and [`crate::books`].
 /// Any other [`Key`] is a valid code too.
 pub mod codes {
     /// Money in from a payment channel to a rider wallet.
@@ -2124,6 +2164,25 @@ pub mod codes {
     pub const DEPOSIT_REFUND: &str = "deposit_refund";
     /// A deposit waiver: the hold on a credit line.
     pub const DEPOSIT_WAIVER: &str = "deposit_waiver";
+    /// A package bought: payment → package liability.
+    pub const PACKAGE_PURCHASE: &str = "package_purchase";
+    /// A package renewed: payment → package liability.
+    pub const PACKAGE_RENEWAL: &str = "package_renewal";
+    /// The charge of a package upgrade: payment → package liability.
+    pub const PACKAGE_CHANGE: &str = "package_change";
+    /// Package revenue recognised (swaps consumed, days used, breakage at
+    /// expiry): package liability → platform revenue; reversed the other way.
+    pub const PACKAGE_CONSUME: &str = "package_consume";
+    /// A revenue share: platform revenue → agent revenue; reversed the other way.
+    pub const REVENUE_SHARE: &str = "revenue_share";
+    /// A package freeze fee.
+    pub const FREEZE_FEE: &str = "freeze_fee";
+    /// A package overdue fee.
+    pub const OVERDUE_FEE: &str = "overdue_fee";
+    /// A rider paying what they owe: payment → receivable.
+    pub const RECEIVABLE_PAYMENT: &str = "receivable_payment";
+    /// An agent's revenue share paid out: agent revenue → clearing.
+    pub const AGENT_PAYOUT: &str = "agent_payout";
 }
 
 #[cfg(test)]

@@ -21,9 +21,12 @@
 //! - [`deposit`]: deposits and deposit waivers on the ledger.
 //! - [`report`]: pure aggregations over the ledger's history.
 //! - [`tariff`]: the pricing engine: tariffs, session facts, itemised quotes.
+//! - [`books`]: one ledger with wallets, deposits, packages and revenue sharing
+//!   behind one idempotent, atomic operation API.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod books;
 pub mod deposit;
 pub mod ledger;
 pub mod membership;

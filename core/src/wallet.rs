@@ -473,6 +473,15 @@ pub struct Wallets {
     ops: BTreeMap<Key, OpRecord>,
 }
 
+/// The records an op may change, as they were before it: see
+/// [`Wallets::undo_point`].
+#[derive(Debug, Clone)]
+pub(crate) struct WalletUndo {
+    op: (Key, Option<OpRecord>),
+    rider: Option<(Key, Option<RiderWallet>)>,
+    order: Option<(Key, Option<OrderPayment>)>,
+}
+
 fn minor(m: Money) -> i64 {
     m.to_minor().unwrap_or(0)
 }
@@ -654,6 +663,52 @@ impl Wallets {
             }
         }
         out
+    }
+
+    /// What `op` under `op_id` may change here, as it is now: crate-internal,
+    /// so that a facade (`crate::books`) can undo an op that succeeded when
+    /// a later step of the same operation fails (see [`Wallets::undo`]).
+    pub(crate) fn undo_point(&self, op_id: Key, op: &WalletOp) -> WalletUndo {
+        let order = match *op {
+            WalletOp::Pay { order, .. }
+            | WalletOp::Authorize { order, .. }
+            | WalletOp::Capture { order, .. }
+            | WalletOp::Release { order }
+            | WalletOp::Refund { order, .. } => Some(order),
+            _ => None,
+        };
+        let rider = match *op {
+            WalletOp::Open { rider, .. }
+            | WalletOp::TopUp { rider, .. }
+            | WalletOp::GrantGift { rider, .. }
+            | WalletOp::Pay { rider, .. }
+            | WalletOp::Authorize { rider, .. }
+            | WalletOp::Withdraw { rider, .. } => Some(rider),
+            _ => order.and_then(|o| self.orders.get(&o)).map(|o| o.rider),
+        };
+        WalletUndo {
+            op: (op_id, self.ops.get(&op_id).cloned()),
+            rider: rider.map(|r| (r, self.riders.get(&r).cloned())),
+            order: order.map(|o| (o, self.orders.get(&o).cloned())),
+        }
+    }
+
+    /// Puts back what an [`Wallets::undo_point`] saved. The ledger side is
+    /// the caller's to roll back.
+    pub(crate) fn undo(&mut self, u: WalletUndo) {
+        fn restore<V>(map: &mut BTreeMap<Key, V>, key: Key, old: Option<V>) {
+            match old {
+                Some(v) => map.insert(key, v),
+                None => map.remove(&key),
+            };
+        }
+        restore(&mut self.ops, u.op.0, u.op.1);
+        if let Some((k, v)) = u.rider {
+            restore(&mut self.riders, k, v);
+        }
+        if let Some((k, v)) = u.order {
+            restore(&mut self.orders, k, v);
+        }
     }
 
     fn wallet(&self, rider: &Key) -> Result<&RiderWallet> {

@@ -156,6 +156,10 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
         "protocol.jt808.reassemble" => tbox_bms::jt808_reassemble(v),
         "protocol.jbd.frame" => tbox_bms::jbd_frame(v),
         "protocol.daly.frame" => tbox_bms::daly_frame(v),
+        "books.run" => {
+            let run: chargeswap_core::books::BooksRun = input(v)?;
+            out(&chargeswap_core::books::simulate(&run).map_err(|e| error_json(&e))?)
+        }
         "ledger.sequence" => ledger::ledger_sequence(v),
         "wallet.sequence" => ledger::wallet_sequence(v),
         "deposit.sequence" => ledger::deposit_sequence(v),

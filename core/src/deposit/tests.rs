@@ -363,3 +363,46 @@ fn refused_ops_change_nothing_and_replays_are_no_ops() {
     let e = serde_json::to_value(DepositError::DepositNotFound { deposit: k("x") }).unwrap();
     assert_eq!(e["kind"], "deposit_not_found");
 }
+
+#[test]
+fn undo_point_and_ledger_savepoint_undo_a_succeeded_op() {
+    let mut w = World::new();
+    w.ok(pay("D1", "300"));
+    let before = (
+        serde_json::to_string(&w.d).unwrap(),
+        serde_json::to_string(&w.l).unwrap(),
+    );
+    let ops = [
+        pay("D2", "100"),
+        DepositOp::Deduct {
+            deposit: k("D1"),
+            amount: m("50"),
+            reason: DeductReason::Damage,
+        },
+        DepositOp::Waive {
+            deposit: k("W1"),
+            rider: k("r7"),
+            amount: m("500"),
+            credit_line: k("zhima"),
+            expires_at: None,
+        },
+    ];
+    let sp = w.l.savepoint();
+    let mut undos = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let id = k(&format!("u{i}"));
+        undos.push(w.d.undo_point(id, op));
+        w.d.apply(id, op, &mut w.l, t0()).unwrap();
+    }
+    for u in undos.into_iter().rev() {
+        w.d.undo(u);
+    }
+    assert!(w.l.rollback_to(sp));
+    let after = (
+        serde_json::to_string(&w.d).unwrap(),
+        serde_json::to_string(&w.l).unwrap(),
+    );
+    assert_eq!(after, before);
+    assert!(w.l.account(&k("r7:credit")).is_none());
+    w.check();
+}

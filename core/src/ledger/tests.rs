@@ -551,6 +551,54 @@ fn batch_is_atomic() {
 }
 
 #[test]
+fn savepoint_rollback_undoes_transfers_holds_and_new_accounts() {
+    let mut l = setup();
+    top_up(&mut l, "t1", "r1", "30");
+    l.apply(
+        &Command::hold("h1", "r1", "rev", m("10"), "charging", None).unwrap(),
+        t0(),
+    )
+    .unwrap();
+    let before = fingerprint(&l);
+    let sp = l.savepoint();
+    let later = t0() + Duration::hours(1);
+    l.create_account(&NewAccount::new(k("new"), AccountKind::AgentRevenue), later)
+        .unwrap();
+    l.apply(
+        &Command::transfer("t2", "rev", "new", m("1"), "share").unwrap(),
+        later,
+    )
+    .unwrap();
+    l.apply(&Command::post("p1", "h1", Some(m("4"))).unwrap(), later)
+        .unwrap();
+    l.apply(
+        &Command::transfer("t3", "clearing", "r2", m("5"), "top_up").unwrap(),
+        later,
+    )
+    .unwrap();
+    assert!(l.rollback_to(sp));
+    assert_eq!(fingerprint(&l), before);
+    assert!(l.account(&k("new")).is_none());
+    assert_eq!(l.pending_status(&k("h1")), Some(PendingStatus::Open));
+    assert_eq!(l.last_timestamp(), Some(t0()));
+    // the ids are free again and time may continue from before the savepoint
+    l.apply(&Command::post("p1", "h1", None).unwrap(), t0())
+        .unwrap();
+    assert_eq!(bal(&l, "rev").to_string(), "¥10.00");
+    // an expiry sweep since the savepoint is not undone: refused, nothing changes
+    let sp = l.savepoint();
+    l.apply(
+        &Command::hold("h2", "r1", "rev", m("1"), "c", Some(later)).unwrap(),
+        t0(),
+    )
+    .unwrap();
+    l.expire_pending(later).unwrap();
+    let swept = fingerprint(&l);
+    assert!(!l.rollback_to(sp));
+    assert_eq!(fingerprint(&l), swept);
+}
+
+#[test]
 fn statement_over_a_period() {
     let mut l = setup();
     let d = |days: i64, h: i64| t0() + Duration::days(days) + Duration::hours(h);

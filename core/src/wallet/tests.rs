@@ -719,3 +719,63 @@ fn state_serde_round_trip_and_error_json() {
     let e = serde_json::to_value(WalletError::OrderNotFound { order: k("x") }).unwrap();
     assert_eq!(e["kind"], "order_not_found");
 }
+
+#[test]
+fn undo_point_and_ledger_savepoint_undo_a_succeeded_op() {
+    let mut w = World::new(SpendOrder::GiftFirst);
+    w.ok(
+        WalletOp::TopUp {
+            rider: k("r1"),
+            amount: m("20"),
+        },
+        t0(),
+    );
+    let before = (
+        serde_json::to_string(&w.w).unwrap(),
+        serde_json::to_string(&w.l).unwrap(),
+    );
+    let ops = [
+        WalletOp::Open {
+            rider: k("r9"),
+            allow_negative: false,
+        },
+        WalletOp::GrantGift {
+            rider: k("r1"),
+            amount: m("3"),
+            expires_at: t0() + Duration::days(1),
+        },
+        WalletOp::Pay {
+            rider: k("r1"),
+            order: k("SW-1"),
+            amount: m("5"),
+            credit_account: k("platform:revenue"),
+            code: k("swap_fee"),
+            source: PaymentSource::Wallet,
+        },
+        WalletOp::Refund {
+            order: k("SW-1"),
+            amount: m("4"),
+            destination: RefundDestination::Wallet,
+        },
+    ];
+    // run them all, each saving its undo point; then undo newest first
+    let sp = w.l.savepoint();
+    let mut undos = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let id = k(&format!("u{i}"));
+        undos.push(w.w.undo_point(id, op));
+        w.w.apply(id, op, &mut w.l, t0()).unwrap();
+    }
+    assert!(w.w.order(&k("SW-1")).is_some());
+    for u in undos.into_iter().rev() {
+        w.w.undo(u);
+    }
+    assert!(w.l.rollback_to(sp));
+    let after = (
+        serde_json::to_string(&w.w).unwrap(),
+        serde_json::to_string(&w.l).unwrap(),
+    );
+    assert_eq!(after, before);
+    assert!(w.w.rider(&k("r9")).is_none());
+    assert!(w.l.account(&k("r9:wallet")).is_none());
+}
