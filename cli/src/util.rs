@@ -27,10 +27,15 @@ pub fn to_value<T: serde::Serialize>(v: &T) -> CliResult {
     serde_json::to_value(v).map_err(|e| format!("cannot serialize output: {e}"))
 }
 
-/// Prints pretty JSON to stdout.
+/// Prints pretty JSON to stdout. A closed pipe (`chargeswap ... | head`) is
+/// not an error worth a panic: the output is simply dropped.
 pub fn print_json(v: &serde_json::Value) {
+    use std::io::Write;
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{s}");
+        }
         Err(e) => eprintln!("error: cannot print output: {e}"),
     }
 }
