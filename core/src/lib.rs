@@ -12,11 +12,14 @@
 //! Modules:
 //! - [`money`]: exact money, rounding rules and allocation.
 //! - [`numbering`]: the device numbering plan and a number allocator.
+//! - [`custody`]: battery custody, where every battery is and why it moved.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod money;
 pub mod numbering;
+
+pub mod custody;
 
 pub use money::{Currency, Money, MoneyError, Rounding};
 pub use numbering::{DeviceClass, DeviceNo, DeviceNoAllocator, NumberingError};
