@@ -13,13 +13,17 @@
 //! - [`money`]: exact money, rounding rules and allocation.
 //! - [`numbering`]: the device numbering plan and a number allocator.
 //! - [`custody`]: battery custody, where every battery is and why it moved.
+//! - [`cabinet`]: the normalized cabinet events and snapshots the machines consume.
+//! - [`swap`]: the swap session (换电) state machine.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod money;
 pub mod numbering;
 
+pub mod cabinet;
 pub mod custody;
+pub mod swap;
 
 pub use money::{Currency, Money, MoneyError, Rounding};
 pub use numbering::{DeviceClass, DeviceNo, DeviceNoAllocator, NumberingError};
