@@ -569,6 +569,9 @@ pub enum SwapEvent {
     BatteryOut {
         /// The slot.
         slot: SlotNo,
+        /// Whether a custody move went with it (false when the battery had
+        /// already been seen in another slot).
+        custody: bool,
     },
     /// The old battery was verified as the rider's.
     OldBatteryAccepted {
@@ -653,12 +656,15 @@ pub enum SwapEvent {
     },
     /// The door watch ended (all doors closed, or an alert was raised).
     DoorWatchEnded,
-    /// The newest cabinet message sequence number seen for a session slot.
+    /// The newest cabinet message sequence number seen for a session
+    /// slot's door (or its battery).
     SlotSeq {
         /// The slot.
         slot: SlotNo,
         /// The sequence number.
         seq: u64,
+        /// True for door reports, false for battery reports.
+        door: bool,
     },
     /// A door of the finished session opened again: watch it.
     DoorWatchStarted {
@@ -776,7 +782,9 @@ struct Track {
     content: Option<Option<DeviceNo>>,
     door_open: bool,
     locked: bool,
-    last_seq: Option<u64>,
+    /// Newest sequence number seen for the door, and for the battery.
+    door_seq: Option<u64>,
+    battery_seq: Option<u64>,
 }
 
 /// One swap session: the fold of its events.
@@ -962,7 +970,8 @@ impl SwapSession {
                 content: None,
                 door_open: false,
                 locked: false,
-                last_seq: None,
+                door_seq: None,
+                battery_seq: None,
             });
         }
         self.tracks.iter_mut().find(|t| t.slot == slot)
@@ -1080,14 +1089,11 @@ impl SwapSession {
                     t.content = Some(*battery);
                 }
             }
-            SwapEvent::BatteryOut { slot } => {
-                let known = self
-                    .track(*slot)
-                    .is_some_and(|t| matches!(t.content, Some(Some(_))));
+            SwapEvent::BatteryOut { slot, custody } => {
                 if let Some(t) = self.track_mut(*slot) {
                     t.content = None;
                 }
-                if known {
+                if *custody {
                     self.custody_seq = self.custody_seq.saturating_add(1);
                 }
             }
@@ -1179,9 +1185,13 @@ impl SwapSession {
             }
             SwapEvent::Refunded { .. } => self.settlement = Settlement::Refunded,
             SwapEvent::DoorWatchEnded => self.door_watch = None,
-            SwapEvent::SlotSeq { slot, seq } => {
+            SwapEvent::SlotSeq { slot, seq, door } => {
                 if let Some(t) = self.track_mut(*slot) {
-                    t.last_seq = Some(*seq);
+                    if *door {
+                        t.door_seq = Some(*seq);
+                    } else {
+                        t.battery_seq = Some(*seq);
+                    }
                 }
             }
             SwapEvent::DoorWatchStarted { until } => self.door_watch = Some(*until),
@@ -1446,13 +1456,35 @@ impl SwapSession {
         if matches!(self.outcome, Some(Outcome::Rejected { .. })) {
             return Ok(()); // nothing of this cabinet is ours
         }
-        if let (Some(seq), Some(track)) = (ev.seq, ev.event.slot().and_then(|s| self.track(s))) {
-            if track.last_seq.is_some_and(|last| seq <= last) {
+        // Door reports and battery reports of a slot are separate facts:
+        // each is stale only against newer reports of its own kind.
+        let door = matches!(
+            ev.event,
+            DeviceEvent::DoorOpened { .. }
+                | DeviceEvent::DoorClosed { .. }
+                | DeviceEvent::DoorFailed { .. }
+        );
+        let battery = matches!(
+            ev.event,
+            DeviceEvent::BatteryInserted { .. } | DeviceEvent::BatteryRemoved { .. }
+        );
+        if let (Some(seq), Some(track), true) = (
+            ev.seq,
+            ev.event.slot().and_then(|s| self.track(s)),
+            door || battery,
+        ) {
+            let last = if door {
+                track.door_seq
+            } else {
+                track.battery_seq
+            };
+            if last.is_some_and(|last| seq <= last) {
                 return Ok(()); // stale or duplicated
             }
             out.events.push(SwapEvent::SlotSeq {
                 slot: track.slot,
                 seq,
+                door,
             });
         }
         match ev.event {
@@ -1673,7 +1705,7 @@ impl SwapSession {
         let Some(track) = self.track(slot) else {
             return; // not a session slot
         };
-        if track.content == Some(battery) || (track.content.is_some() && battery.is_none()) {
+        if track.content == Some(battery) {
             return; // duplicate
         }
         let expected = matches!(self.phase, Phase::AwaitingReturn { slot: s } if s == slot)
@@ -1681,15 +1713,34 @@ impl SwapSession {
         if let (Some(prev), false) = (track.content, expected) {
             // A different battery reported in an occupied slot: the old one
             // must have left unseen. Follow the cabinet.
-            out.events.push(SwapEvent::BatteryOut { slot });
-            if let Some(p) = prev {
-                self.custody(out, p, Origin::Exactly { location: self.slot_loc(slot) }, self.rider_loc());
+            let moved = prev.is_some_and(|p| !self.seen_elsewhere(p, slot));
+            out.events.push(SwapEvent::BatteryOut {
+                slot,
+                custody: moved,
+            });
+            if let (Some(p), true) = (prev, moved) {
+                let from = Origin::Exactly {
+                    location: self.slot_loc(slot),
+                };
+                self.custody(out, p, from, self.rider_loc());
+            }
+        }
+        // A battery seen in another session slot has left it (its removal
+        // message is late or lost): clear that slot without a custody move.
+        let mut elsewhere = false;
+        for t in &self.tracks {
+            if t.slot != slot && battery.is_some() && t.content == Some(battery) {
+                elsewhere = true;
+                out.events.push(SwapEvent::BatteryOut {
+                    slot: t.slot,
+                    custody: false,
+                });
             }
         }
         out.events.push(SwapEvent::BatteryIn { slot, battery });
         let own = battery.is_some() && battery == self.rider_battery;
         if let Some(b) = battery {
-            let from = if own {
+            let from = if own && !elsewhere {
                 Origin::Exactly {
                     location: self.rider_loc(),
                 }
@@ -1746,6 +1797,12 @@ impl SwapSession {
         }
     }
 
+    fn seen_elsewhere(&self, battery: DeviceNo, slot: SlotNo) -> bool {
+        self.tracks
+            .iter()
+            .any(|t| t.slot != slot && t.content == Some(Some(battery)))
+    }
+
     fn on_removed(&self, slot: SlotNo, battery: Option<DeviceNo>, now: Timestamp, out: &mut Out) {
         let Some(track) = self.track(slot) else {
             return;
@@ -1754,7 +1811,12 @@ impl SwapSession {
             return; // duplicate or late: already empty
         };
         let _ = battery; // the session's own record of the slot is authoritative
-        out.events.push(SwapEvent::BatteryOut { slot });
+        // Already seen in another slot: it moved there; no custody move.
+        let content = content.filter(|b| !self.seen_elsewhere(*b, slot));
+        out.events.push(SwapEvent::BatteryOut {
+            slot,
+            custody: content.is_some(),
+        });
         if let Some(b) = content {
             self.custody(
                 out,
@@ -2092,5 +2154,7 @@ fn validate(req: &SwapRequest) -> Result<(), SwapError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

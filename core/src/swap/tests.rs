@@ -764,8 +764,21 @@ fn sequence_numbers_drop_stale_messages() {
         ),
         5,
     );
+    r.go(seq(6, DeviceEvent::DoorOpened { slot: 1 }), 6);
     // an older door report about slot 1 arrives late: dropped
-    let d = r.go(seq(3, DeviceEvent::DoorClosed { slot: 1 }), 6);
+    let d = r.go(seq(4, DeviceEvent::DoorClosed { slot: 1 }), 6);
+    assert!(d.events.is_empty());
+    // battery reports are ordered among themselves: seq 3 < 5 is stale
+    let d = r.go(
+        seq(
+            3,
+            DeviceEvent::BatteryRemoved {
+                slot: 1,
+                battery: Some(bat(1)),
+            },
+        ),
+        6,
+    );
     assert!(d.events.is_empty());
     let d = r.go(
         seq(
