@@ -21,7 +21,7 @@ use crate::custody::{CabinetId, SlotNo};
 use crate::numbering::DeviceNo;
 
 /// What a battery's BMS said when the slot board read it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BmsSummary {
     /// State of charge, percent (0-100).
     pub soc: u8,

@@ -52,16 +52,16 @@
 //!     policy: SwapPolicy::default(),
 //! };
 //! let mut s = SwapSession::new();
-//! let d = s.step(SwapInput::Start(Box::new(request)), now)?;
+//! let d = s.step(&SwapInput::Start(Box::new(request)), now)?;
 //! assert!(d.effects.contains(&SwapEffect::OpenDoor { cabinet: cab, slot: 1 }));
 //! let dev = |event| SwapInput::Device(CabinetEvent { cabinet: cab, seq: None, event });
-//! let d = s.step(dev(DeviceEvent::BatteryInserted { slot: 1, battery: Some(own), bms: bms(12) }), now)?;
+//! let d = s.step(&dev(DeviceEvent::BatteryInserted { slot: 1, battery: Some(own), bms: bms(12) }), now)?;
 //! assert!(d.effects.contains(&SwapEffect::OpenDoor { cabinet: cab, slot: 2 }));
-//! let d = s.step(dev(DeviceEvent::BatteryRemoved { slot: 2, battery: Some(full) }), now)?;
+//! let d = s.step(&dev(DeviceEvent::BatteryRemoved { slot: 2, battery: Some(full) }), now)?;
 //! assert!(d.effects.contains(&SwapEffect::ConsumeEntitlement { order: 1, package: 42 }));
 //! assert_eq!(s.outcome(), Some(&Outcome::Swapped { waived: false }));
 //! // A duplicated message changes nothing.
-//! let d = s.step(dev(DeviceEvent::BatteryRemoved { slot: 2, battery: Some(full) }), now)?;
+//! let d = s.step(&dev(DeviceEvent::BatteryRemoved { slot: 2, battery: Some(full) }), now)?;
 //! assert!(d.events.is_empty() && d.effects.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -978,7 +978,7 @@ impl SwapSession {
     }
 
     /// Handles then applies one input; returns the decision.
-    pub fn step(&mut self, input: SwapInput, now: Timestamp) -> Result<Decision, SwapError> {
+    pub fn step(&mut self, input: &SwapInput, now: Timestamp) -> Result<Decision, SwapError> {
         let d = self.handle(input, now)?;
         for e in &d.events {
             self.apply(e);
@@ -987,29 +987,29 @@ impl SwapSession {
     }
 
     /// Decides what one input means, without changing the session.
-    pub fn handle(&self, input: SwapInput, now: Timestamp) -> Result<Decision, SwapError> {
+    pub fn handle(&self, input: &SwapInput, now: Timestamp) -> Result<Decision, SwapError> {
         let mut out = Out {
-            events: Vec::new(),
-            effects: Vec::new(),
+            events: Vec::with_capacity(4),
+            effects: Vec::with_capacity(4),
             deadline: None,
             custody_seq: self.custody_seq,
         };
         match input {
-            SwapInput::Start(req) => self.on_start(*req, now, &mut out)?,
+            SwapInput::Start(req) => self.on_start(req, now, &mut out)?,
             SwapInput::Device(ev) => self.on_device(ev, now, &mut out)?,
-            SwapInput::Cancel { rider } => self.on_cancel(rider, now, &mut out)?,
+            SwapInput::Cancel { rider } => self.on_cancel(*rider, now, &mut out)?,
             SwapInput::HoldRejected => self.on_hold_rejected(now, &mut out)?,
             SwapInput::Tick => self.on_tick(now, &mut out)?,
             SwapInput::OperatorReopen { operator, reason } => {
-                self.on_reopen(operator, reason, now, &mut out)?
+                self.on_reopen(operator.clone(), reason.clone(), now, &mut out)?
             }
             SwapInput::ForceComplete {
                 operator,
                 reason,
                 charge,
-            } => self.on_force(operator, reason, charge, now, &mut out)?,
+            } => self.on_force(operator.clone(), reason.clone(), *charge, now, &mut out)?,
             SwapInput::Refund { operator, reason } => {
-                self.on_refund(operator, reason, now, &mut out)?
+                self.on_refund(operator.clone(), reason.clone(), now, &mut out)?
             }
         }
         let next_deadline = match out.deadline {
@@ -1313,7 +1313,7 @@ impl SwapSession {
         self.notify(out, Notice::Ended { outcome });
     }
 
-    fn on_start(&self, req: SwapRequest, now: Timestamp, out: &mut Out) -> Result<(), SwapError> {
+    fn on_start(&self, req: &SwapRequest, now: Timestamp, out: &mut Out) -> Result<(), SwapError> {
         if self.phase != Phase::Idle {
             if self.order == req.order {
                 return Ok(()); // duplicated start
@@ -1323,7 +1323,7 @@ impl SwapSession {
                 requested: req.order,
             });
         }
-        validate(&req)?;
+        validate(req)?;
         let snap = &req.cabinet;
         let facts = &req.rider_facts;
         let mut reason = None;
@@ -1443,7 +1443,7 @@ impl SwapSession {
         Ok(())
     }
 
-    fn on_device(&self, ev: CabinetEvent, now: Timestamp, out: &mut Out) -> Result<(), SwapError> {
+    fn on_device(&self, ev: &CabinetEvent, now: Timestamp, out: &mut Out) -> Result<(), SwapError> {
         if self.phase == Phase::Idle {
             return Err(SwapError::NotStarted);
         }
@@ -1487,7 +1487,7 @@ impl SwapSession {
                 door,
             });
         }
-        match ev.event {
+        match ev.event.clone() {
             DeviceEvent::DoorOpened { slot } => {
                 if self.track(slot).is_some_and(|t| !t.door_open) {
                     out.events.push(SwapEvent::DoorReported { slot, open: true });
@@ -1566,10 +1566,10 @@ impl SwapSession {
             Phase::Dispensing { slot: s, .. } if s == slot => {
                 self.lock(out, slot, LockReason::DoorFault);
                 self.alert(out, Alert::DoorFailed { slot });
-                if self.full_tries <= self.policy.door_retries {
-                    if self.dispense_next(out, Some(slot), now) {
-                        return;
-                    }
+                if self.full_tries <= self.policy.door_retries
+                    && self.dispense_next(out, Some(slot), now)
+                {
+                    return;
                 }
                 self.return_own(out, Reason::FullDoorFailed, now);
             }
@@ -2112,9 +2112,19 @@ fn invalid(field: &str, e: &dyn core::fmt::Display) -> SwapError {
 }
 
 fn validate(req: &SwapRequest) -> Result<(), SwapError> {
-    let mut seen: Vec<SlotNo> = req.cabinet.slots.iter().map(|s| s.slot).collect();
-    seen.sort_unstable();
-    if seen.windows(2).any(|w| w.first() == w.get(1)) {
+    let slots = &req.cabinet.slots;
+    let dup = if slots.len() <= 64 {
+        // small cabinets (all real ones): no allocation
+        slots
+            .iter()
+            .enumerate()
+            .any(|(i, a)| slots.iter().skip(i + 1).any(|b| b.slot == a.slot))
+    } else {
+        let mut seen: Vec<SlotNo> = slots.iter().map(|s| s.slot).collect();
+        seen.sort_unstable();
+        seen.windows(2).any(|w| w.first() == w.get(1))
+    };
+    if dup {
         return Err(SwapError::InvalidRequest {
             field: "cabinet.slots".into(),
             expected: "each slot number at most once".into(),

@@ -173,7 +173,7 @@ impl World {
     fn input(&mut self, input: SwapInput) {
         let forced_charge = matches!(input, SwapInput::ForceComplete { charge: true, .. });
         let before = self.s.clone();
-        let Ok(d) = self.s.step(input, t(self.now)) else {
+        let Ok(d) = self.s.step(&input, t(self.now)) else {
             assert_eq!(self.s, before, "an error changed the session");
             return;
         };

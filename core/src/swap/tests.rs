@@ -139,7 +139,7 @@ impl Run {
     }
     fn go(&mut self, input: SwapInput, at: i64) -> Decision {
         let before = self.s.clone();
-        let d = self.s.step(input, t(at)).unwrap();
+        let d = self.s.step(&input, t(at)).unwrap();
         if d.events.is_empty() {
             assert_eq!(self.s, before);
         }
@@ -152,7 +152,7 @@ impl Run {
     }
     fn err(&mut self, input: SwapInput, at: i64) -> SwapError {
         let before = self.s.clone();
-        let e = self.s.step(input, t(at)).unwrap_err();
+        let e = self.s.step(&input, t(at)).unwrap_err();
         assert_eq!(self.s, before);
         e
     }
@@ -325,7 +325,8 @@ fn wallet_holds_then_captures() {
 
 #[test]
 fn rejections_at_the_checks() {
-    let cases: Vec<(Box<dyn Fn(&mut SwapRequest)>, Reason)> = vec![
+    type Edit = Box<dyn Fn(&mut SwapRequest)>;
+    let cases: Vec<(Edit, Reason)> = vec![
         (Box::new(|r| r.cabinet.online = false), Reason::CabinetOffline),
         (Box::new(|r| r.cabinet.busy_with = Some(7)), Reason::CabinetBusy),
         (Box::new(|r| r.rider_facts.verified = false), Reason::RiderNotVerified),
@@ -359,7 +360,7 @@ fn rejections_at_the_checks() {
         let mut req = request(package());
         edit(&mut req);
         let mut s = SwapSession::new();
-        let d = s.step(SwapInput::Start(Box::new(req)), t(0)).unwrap();
+        let d = s.step(&SwapInput::Start(Box::new(req)), t(0)).unwrap();
         assert_eq!(s.outcome(), Some(&Outcome::Rejected { reason }), "{reason:?}");
         assert_eq!(s.settlement(), Settlement::NotCharged);
         assert!(s.is_finished());
@@ -370,7 +371,7 @@ fn rejections_at_the_checks() {
             SwapEffect::OpenDoor { .. } | SwapEffect::PlaceHold { .. }
         )));
         // device events of the cabinet are not this session's
-        let d = s.step(removed(4, 4), t(1)).unwrap();
+        let d = s.step(&removed(4, 4), t(1)).unwrap();
         assert!(d.events.is_empty() && d.effects.is_empty());
     }
 }
@@ -386,7 +387,7 @@ fn the_riders_own_battery_in_the_cabinet_is_never_a_candidate() {
         full(2, 1, "48V20Ah", 100, 0),
     ];
     let mut s = SwapSession::new();
-    s.step(SwapInput::Start(Box::new(req)), t(0)).unwrap();
+    s.step(&SwapInput::Start(Box::new(req)), t(0)).unwrap();
     assert_eq!(
         s.outcome(),
         Some(&Outcome::Rejected {
@@ -853,16 +854,16 @@ fn invalid_requests_are_refused() {
         state: SlotState::Empty,
     });
     let mut s = SwapSession::new();
-    let e = s.step(SwapInput::Start(Box::new(bad)), t(0)).unwrap_err();
+    let e = s.step(&SwapInput::Start(Box::new(bad)), t(0)).unwrap_err();
     assert!(matches!(e, SwapError::InvalidRequest { ref field, .. } if field == "cabinet.slots"));
     let mut bad = request(package());
     bad.policy.take_timeout_s = 0;
-    assert!(s.step(SwapInput::Start(Box::new(bad)), t(0)).is_err());
+    assert!(s.step(&SwapInput::Start(Box::new(bad)), t(0)).is_err());
     let bad = request(Payment::Wallet {
         price: money("-1"),
         available: money("5"),
     });
-    assert!(s.step(SwapInput::Start(Box::new(bad)), t(0)).is_err());
+    assert!(s.step(&SwapInput::Start(Box::new(bad)), t(0)).is_err());
     assert_eq!(s, SwapSession::new());
 }
 
