@@ -19,7 +19,11 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         match c {
             ' ' | ':' | '-' | '\n' | '\t' | '\r' => {}
             c if c.is_ascii_hexdigit() => digits.push((i, c)),
-            c => return Err(format!("bad hex: {c:?} at character {i} is not a hex digit")),
+            c => {
+                return Err(format!(
+                    "bad hex: {c:?} at character {i} is not a hex digit"
+                ));
+            }
         }
     }
     if digits.len() % 2 != 0 {

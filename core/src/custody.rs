@@ -357,7 +357,9 @@ impl Custody {
     }
 
     /// Rebuilds a book from its events, checking each one as it is applied.
-    pub fn replay<I: IntoIterator<Item = CustodyEvent>>(events: I) -> Result<Custody, CustodyError> {
+    pub fn replay<I: IntoIterator<Item = CustodyEvent>>(
+        events: I,
+    ) -> Result<Custody, CustodyError> {
         let mut c = Custody::new();
         for e in events {
             c.check_event(&e)?;
@@ -385,14 +387,11 @@ impl Custody {
         let from = match &req.from {
             Origin::New => None,
             Origin::Exactly { location } => Some(location.clone()),
-            Origin::Anywhere => Some(
-                self.holders
-                    .get(&req.battery)
-                    .cloned()
-                    .ok_or(CustodyError::UnknownBattery {
-                        battery: req.battery.get(),
-                    })?,
-            ),
+            Origin::Anywhere => Some(self.holders.get(&req.battery).cloned().ok_or(
+                CustodyError::UnknownBattery {
+                    battery: req.battery.get(),
+                },
+            )?),
         };
         let event = CustodyEvent {
             id: req.id,
@@ -570,10 +569,16 @@ mod tests {
 
     fn book() -> Custody {
         let mut c = Custody::new();
-        c.record(MoveRequest::register(MoveId::new(1, 0), bat(1), slot(1)), t0())
-            .unwrap();
-        c.record(MoveRequest::register(MoveId::new(1, 1), bat(2), rider(9)), t0())
-            .unwrap();
+        c.record(
+            MoveRequest::register(MoveId::new(1, 0), bat(1), slot(1)),
+            t0(),
+        )
+        .unwrap();
+        c.record(
+            MoveRequest::register(MoveId::new(1, 1), bat(2), rider(9)),
+            t0(),
+        )
+        .unwrap();
         c
     }
 
@@ -598,7 +603,10 @@ mod tests {
         let a = c.record(mv(2, 1, slot(1), rider(5)), t0()).unwrap();
         let before = c.clone();
         let b = c
-            .record(mv(2, 1, slot(1), rider(5)), t0() + chrono::Duration::seconds(5))
+            .record(
+                mv(2, 1, slot(1), rider(5)),
+                t0() + chrono::Duration::seconds(5),
+            )
             .unwrap();
         assert!(b.duplicate);
         assert_eq!(a.event, b.event);
@@ -624,16 +632,28 @@ mod tests {
         assert!(matches!(e, CustodyError::NotThere { .. }), "{e}");
         // slot occupied
         let e = c.record(mv(4, 2, rider(9), slot(1)), t0()).unwrap_err();
-        assert!(matches!(e, CustodyError::SlotOccupied { occupant: 200_001, .. }));
+        assert!(matches!(
+            e,
+            CustodyError::SlotOccupied {
+                occupant: 200_001,
+                ..
+            }
+        ));
         // same place
         let e = c.record(mv(5, 2, rider(9), rider(9)), t0()).unwrap_err();
         assert!(matches!(e, CustodyError::SameLocation { .. }));
         // unknown battery
         let e = c.record(mv(6, 3, rider(9), slot(4)), t0()).unwrap_err();
-        assert!(matches!(e, CustodyError::UnknownBattery { battery: 200_003 }));
+        assert!(matches!(
+            e,
+            CustodyError::UnknownBattery { battery: 200_003 }
+        ));
         // registering twice
         let e = c
-            .record(MoveRequest::register(MoveId::new(7, 0), bat(1), slot(3)), t0())
+            .record(
+                MoveRequest::register(MoveId::new(7, 0), bat(1), slot(3)),
+                t0(),
+            )
             .unwrap_err();
         assert!(matches!(e, CustodyError::AlreadyRegistered { .. }));
         // not a battery
@@ -644,8 +664,11 @@ mod tests {
         assert!(matches!(e, CustodyError::NotABattery { number: 20_001 }));
         assert_eq!(c, before);
         // retired batteries never move
-        c.record(mv(9, 2, rider(9), Location::Retired), t0()).unwrap();
-        let e = c.record(mv(10, 2, Location::Retired, rider(9)), t0()).unwrap_err();
+        c.record(mv(9, 2, rider(9), Location::Retired), t0())
+            .unwrap();
+        let e = c
+            .record(mv(10, 2, Location::Retired, rider(9)), t0())
+            .unwrap_err();
         assert!(matches!(e, CustodyError::Retired { .. }));
         assert!(e.to_string().contains("retired"));
     }

@@ -15,6 +15,7 @@
 //! - [`custody`]: battery custody, where every battery is and why it moved.
 //! - [`cabinet`]: the normalized cabinet events and snapshots the machines consume.
 //! - [`swap`]: the swap session (换电) state machine.
+//! - [`charging`]: the charging session (充电) state machine.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod money;
 pub mod numbering;
 
 pub mod cabinet;
+pub mod charging;
 pub mod custody;
 pub mod swap;
 

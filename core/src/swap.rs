@@ -1298,7 +1298,8 @@ impl SwapSession {
                 Payment::None => settlement = Settlement::NotCharged,
             }
         } else if self.hold {
-            out.effects.push(SwapEffect::ReleaseHold { order: self.order });
+            out.effects
+                .push(SwapEffect::ReleaseHold { order: self.order });
         }
         let door_watch = self
             .doors_open_after(out)
@@ -1341,7 +1342,9 @@ impl SwapSession {
             match &req.payment {
                 Payment::None => reason = Some(Reason::NoEntitlement),
                 Payment::Wallet { price, available } => {
-                    if available.checked_cmp(price).map_err(|e| invalid("payment", &e))?
+                    if available
+                        .checked_cmp(price)
+                        .map_err(|e| invalid("payment", &e))?
                         == core::cmp::Ordering::Less
                     {
                         reason = Some(Reason::InsufficientBalance);
@@ -1490,7 +1493,8 @@ impl SwapSession {
         match ev.event.clone() {
             DeviceEvent::DoorOpened { slot } => {
                 if self.track(slot).is_some_and(|t| !t.door_open) {
-                    out.events.push(SwapEvent::DoorReported { slot, open: true });
+                    out.events
+                        .push(SwapEvent::DoorReported { slot, open: true });
                     if self.phase == Phase::Done && self.door_watch.is_none() {
                         // a door of a finished session opened: watch it again
                         let until = after(now, self.policy.door_close_timeout_s);
@@ -1502,7 +1506,8 @@ impl SwapSession {
             DeviceEvent::DoorClosed { slot } => {
                 let was_open = self.track(slot).is_some_and(|t| t.door_open);
                 if was_open {
-                    out.events.push(SwapEvent::DoorReported { slot, open: false });
+                    out.events
+                        .push(SwapEvent::DoorReported { slot, open: false });
                     if self.phase == Phase::Done
                         && self.door_watch.is_some()
                         && !self.doors_open_after(out)
@@ -1549,7 +1554,8 @@ impl SwapSession {
                 match next {
                     Some(n) if self.empty_tries <= self.policy.door_retries => {
                         let deadline = after(now, self.policy.return_timeout_s);
-                        out.events.push(SwapEvent::ReturnSlotOpened { slot: n, deadline });
+                        out.events
+                            .push(SwapEvent::ReturnSlotOpened { slot: n, deadline });
                         self.open(out, n);
                         self.notify(out, Notice::InsertBattery { slot: n });
                         out.deadline = Some(Some(deadline));
@@ -1626,7 +1632,11 @@ impl SwapSession {
             .iter()
             .find_map(|e| match e {
                 SwapEvent::OldBatteryAccepted { soc, quarantine } => {
-                    Some(if quarantine.is_some() { None } else { Some(*soc) })
+                    Some(if quarantine.is_some() {
+                        None
+                    } else {
+                        Some(*soc)
+                    })
                 }
                 _ => None,
             })
@@ -2024,7 +2034,9 @@ impl SwapSession {
             _ => {}
         }
         if charge {
-            let amount = self.amount().ok_or_else(|| not_allowed("without payment"))?;
+            let amount = self
+                .amount()
+                .ok_or_else(|| not_allowed("without payment"))?;
             match &self.payment {
                 Payment::Package { package, .. } => {
                     out.effects.push(SwapEffect::ConsumeEntitlement {
@@ -2047,7 +2059,8 @@ impl SwapSession {
                 amount,
             });
         } else if self.hold {
-            out.effects.push(SwapEffect::ReleaseHold { order: self.order });
+            out.effects
+                .push(SwapEffect::ReleaseHold { order: self.order });
         }
         out.events.push(SwapEvent::ForceCompleted {
             operator,

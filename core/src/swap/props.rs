@@ -20,7 +20,9 @@ enum Phys {
 #[derive(Debug, Clone)]
 enum Op {
     /// The cabinet carries out the oldest door command (or fails it).
-    ExecDoor { fail: bool },
+    ExecDoor {
+        fail: bool,
+    },
     /// The rider puts a battery they hold into an open, empty slot.
     Insert {
         which: usize,
@@ -30,19 +32,31 @@ enum Op {
         hot: bool,
     },
     /// The rider takes a battery from an open slot.
-    Take { slot: usize },
+    Take {
+        slot: usize,
+    },
     /// The rider closes an open door.
-    Close { slot: usize },
+    Close {
+        slot: usize,
+    },
     /// The network delivers a queued message (any of them: reordering).
-    Deliver { i: usize },
+    Deliver {
+        i: usize,
+    },
     /// The network delivers an old message again.
-    Duplicate { i: usize },
+    Duplicate {
+        i: usize,
+    },
     /// Time passes; the host ticks the machine.
-    Advance { secs: u16 },
+    Advance {
+        secs: u16,
+    },
     Cancel,
     HoldRejected,
     Reopen,
-    Force { charge: bool },
+    Force {
+        charge: bool,
+    },
     Refund,
 }
 
@@ -189,7 +203,8 @@ impl World {
                     let r = self.book.record(m.clone(), t(self.now));
                     assert!(r.is_ok(), "custody refused {m:?}: {r:?}");
                 }
-                SwapEffect::ConsumeEntitlement { order, .. } | SwapEffect::CaptureHold { order, .. } => {
+                SwapEffect::ConsumeEntitlement { order, .. }
+                | SwapEffect::CaptureHold { order, .. } => {
                     assert_eq!(order, ORDER);
                     self.charges += 1;
                     assert!(
@@ -252,7 +267,11 @@ impl World {
         }
         // Without sequence numbers the network keeps order (TCP) and only
         // retransmits the last message; with them anything goes.
-        let i = if self.with_seq { i % self.queue.len() } else { 0 };
+        let i = if self.with_seq {
+            i % self.queue.len()
+        } else {
+            0
+        };
         let ev = self.queue.remove(i);
         self.delivered.push(ev.clone());
         self.input(SwapInput::Device(ev));
@@ -396,10 +415,16 @@ impl World {
         }
         for p in &self.rider {
             if let Phys::Known(b) = p {
-                if *b == bat(9) && self.book.location(*b) == Some(&Location::Rider { rider: RiderId(99) }) {
+                if *b == bat(9)
+                    && self.book.location(*b) == Some(&Location::Rider { rider: RiderId(99) })
+                {
                     continue; // never moved: still booked to its owner
                 }
-                assert_eq!(self.book.location(*b), Some(&Location::Rider { rider: RIDER }), "{b}");
+                assert_eq!(
+                    self.book.location(*b),
+                    Some(&Location::Rider { rider: RIDER }),
+                    "{b}"
+                );
             }
         }
     }

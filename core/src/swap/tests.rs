@@ -287,10 +287,7 @@ fn happy_path_with_a_package() {
     )
     .unwrap();
     let mut r2 = Run::start(package()).0;
-    for (i, at) in [
-        (inserted(1, Some(bat(1)), bms(12)), 1),
-        (removed(4, 4), 2),
-    ] {
+    for (i, at) in [(inserted(1, Some(bat(1)), bms(12)), 1), (removed(4, 4), 2)] {
         for e in r2.go(i, at).effects {
             if let SwapEffect::CustodyMove(m) = e {
                 book.record(m, t(at)).unwrap();
@@ -320,19 +317,41 @@ fn wallet_holds_then_captures() {
             amount: money("4.50")
         }
     ));
-    assert!(!d.effects.iter().any(|e| matches!(e, SwapEffect::ReleaseHold { .. })));
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, SwapEffect::ReleaseHold { .. }))
+    );
 }
 
 #[test]
 fn rejections_at_the_checks() {
     type Edit = Box<dyn Fn(&mut SwapRequest)>;
     let cases: Vec<(Edit, Reason)> = vec![
-        (Box::new(|r| r.cabinet.online = false), Reason::CabinetOffline),
-        (Box::new(|r| r.cabinet.busy_with = Some(7)), Reason::CabinetBusy),
-        (Box::new(|r| r.rider_facts.verified = false), Reason::RiderNotVerified),
-        (Box::new(|r| r.rider_facts.deposit_paid = false), Reason::NoDeposit),
-        (Box::new(|r| r.rider_facts.battery = None), Reason::NoBatteryBound),
-        (Box::new(|r| r.payment = Payment::None), Reason::NoEntitlement),
+        (
+            Box::new(|r| r.cabinet.online = false),
+            Reason::CabinetOffline,
+        ),
+        (
+            Box::new(|r| r.cabinet.busy_with = Some(7)),
+            Reason::CabinetBusy,
+        ),
+        (
+            Box::new(|r| r.rider_facts.verified = false),
+            Reason::RiderNotVerified,
+        ),
+        (
+            Box::new(|r| r.rider_facts.deposit_paid = false),
+            Reason::NoDeposit,
+        ),
+        (
+            Box::new(|r| r.rider_facts.battery = None),
+            Reason::NoBatteryBound,
+        ),
+        (
+            Box::new(|r| r.payment = Payment::None),
+            Reason::NoEntitlement,
+        ),
         (
             Box::new(|r| {
                 r.payment = Payment::Wallet {
@@ -354,14 +373,21 @@ fn rejections_at_the_checks() {
             Box::new(|r| r.rider_facts.allowed_models = vec!["72V".into()]),
             Reason::NoFullBattery,
         ),
-        (Box::new(|r| r.policy.min_full_soc = 99), Reason::NoFullBattery),
+        (
+            Box::new(|r| r.policy.min_full_soc = 99),
+            Reason::NoFullBattery,
+        ),
     ];
     for (edit, reason) in cases {
         let mut req = request(package());
         edit(&mut req);
         let mut s = SwapSession::new();
         let d = s.step(&SwapInput::Start(Box::new(req)), t(0)).unwrap();
-        assert_eq!(s.outcome(), Some(&Outcome::Rejected { reason }), "{reason:?}");
+        assert_eq!(
+            s.outcome(),
+            Some(&Outcome::Rejected { reason }),
+            "{reason:?}"
+        );
         assert_eq!(s.settlement(), Settlement::NotCharged);
         assert!(s.is_finished());
         assert_eq!(d.next_deadline, None);
@@ -839,7 +865,10 @@ fn errors_before_start_and_from_other_cabinets() {
     req.order = 5;
     assert!(matches!(
         r.err(SwapInput::Start(Box::new(req)), 1),
-        SwapError::AlreadyStarted { order: ORDER, requested: 5 }
+        SwapError::AlreadyStarted {
+            order: ORDER,
+            requested: 5
+        }
     ));
     // events for slots outside the session are ignored
     let d = r.go(removed(6, 6), 2);
@@ -877,7 +906,11 @@ fn hold_rejected_ends_without_release() {
             reason: Reason::HoldRejected
         })
     );
-    assert!(!d.effects.iter().any(|e| matches!(e, SwapEffect::ReleaseHold { .. })));
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, SwapEffect::ReleaseHold { .. }))
+    );
     let (mut r, _) = Run::start(package());
     assert!(matches!(
         r.err(SwapInput::HoldRejected, 1),
@@ -917,10 +950,16 @@ fn operator_force_complete_and_refund() {
     };
     let d = r.go(force(true), 20);
     assert_eq!(charges(&d), 1);
-    assert_eq!(r.s.outcome(), Some(&Outcome::ForceCompleted { charged: true }));
+    assert_eq!(
+        r.s.outcome(),
+        Some(&Outcome::ForceCompleted { charged: true })
+    );
     let d = r.go(force(true), 21);
     assert!(d.events.is_empty()); // duplicate
-    assert!(matches!(r.err(force(false), 22), SwapError::NotAllowed { .. }));
+    assert!(matches!(
+        r.err(force(false), 22),
+        SwapError::NotAllowed { .. }
+    ));
     let refund = SwapInput::Refund {
         operator: "fin-1".into(),
         reason: "complaint".into(),
