@@ -16,6 +16,7 @@
 //! - [`cabinet`]: the normalized cabinet events and snapshots the machines consume.
 //! - [`swap`]: the swap session (换电) state machine.
 //! - [`charging`]: the charging session (充电) state machine.
+//! - [`rental`]: the battery rental (租电) state machine.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod numbering;
 pub mod cabinet;
 pub mod charging;
 pub mod custody;
+pub mod rental;
 pub mod swap;
 
 pub use money::{Currency, Money, MoneyError, Rounding};
