@@ -17,6 +17,7 @@
 //! - [`swap`]: the swap session (换电) state machine.
 //! - [`charging`]: the charging session (充电) state machine.
 //! - [`rental`]: the battery rental (租电) state machine.
+//! - [`order`]: order records, abnormal-order detection and operator resolutions.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -26,6 +27,7 @@ pub mod numbering;
 pub mod cabinet;
 pub mod charging;
 pub mod custody;
+pub mod order;
 pub mod rental;
 pub mod swap;
 

@@ -2180,4 +2180,4 @@ fn validate(req: &SwapRequest) -> Result<(), SwapError> {
 #[cfg(test)]
 mod props;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
