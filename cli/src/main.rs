@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod codec;
 mod device_no;
+mod flow;
 mod util;
 
 /// chargeswap: pricing, device numbering and device protocols for two-wheeler
@@ -25,6 +26,9 @@ enum Command {
     /// Classify device numbers and allocate free ones (the numbering plan).
     #[command(name = "device-no", subcommand)]
     DeviceNo(device_no::DeviceNoCmd),
+    /// Replay swap, charging and rental scenarios through the state machines.
+    #[command(subcommand)]
+    Flow(flow::FlowCmd),
     /// Decode one frame given as hex and print it as JSON.
     Decode {
         /// The protocol: csp, modbus-rtu, modbus-tcp, jt808, jbd or daly.
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::DeviceNo(c) => device_no::run(c),
+        Command::Flow(c) => flow::run_cmd(c),
         Command::Decode { protocol, hex } => {
             codec::parse_hex(&hex).and_then(|b| codec::decode(&protocol, &b))
         }

@@ -18,6 +18,7 @@
 //! - [`charging`]: the charging session (充电) state machine.
 //! - [`rental`]: the battery rental (租电) state machine.
 //! - [`order`]: order records, abnormal-order detection and operator resolutions.
+//! - [`flow`]: scenario replay through the machines (CLI `flow run`, golden flows).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -27,6 +28,7 @@ pub mod numbering;
 pub mod cabinet;
 pub mod charging;
 pub mod custody;
+pub mod flow;
 pub mod order;
 pub mod rental;
 pub mod swap;
