@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod codec;
+mod commerce;
 mod device_no;
 mod flow;
 mod util;
@@ -29,6 +30,18 @@ enum Command {
     /// Replay swap, charging and rental scenarios through the state machines.
     #[command(subcommand)]
     Flow(flow::FlowCmd),
+    /// Packages (套餐): run a timeline, refund quotes, fees, change quotes.
+    #[command(subcommand)]
+    Package(commerce::PackageCmd),
+    /// Revenue sharing (分润): split an order, settlement statements.
+    #[command(subcommand)]
+    Revenue(commerce::RevenueCmd),
+    /// Membership levels (会员等级) from rolling usage and spend.
+    #[command(subcommand)]
+    Membership(commerce::MembershipCmd),
+    /// The organisation: permission checks, agent chains.
+    #[command(subcommand)]
+    Org(commerce::OrgCmd),
     /// Decode one frame given as hex and print it as JSON.
     Decode {
         /// The protocol: csp, modbus-rtu, modbus-tcp, jt808, jbd or daly.
@@ -50,6 +63,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::DeviceNo(c) => device_no::run(c),
         Command::Flow(c) => flow::run_cmd(c),
+        Command::Package(c) => commerce::run_package(c),
+        Command::Revenue(c) => commerce::run_revenue(c),
+        Command::Membership(c) => commerce::run_membership(c),
+        Command::Org(c) => commerce::run_org(c),
         Command::Decode { protocol, hex } => {
             codec::parse_hex(&hex).and_then(|b| codec::decode(&protocol, &b))
         }

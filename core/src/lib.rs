@@ -11,6 +11,7 @@
 //!
 //! Modules:
 //! - [`money`]: exact money, rounding rules and allocation.
+//! - [`membership`]: member levels from rolling usage and spend, benefits, level changes.
 //! - [`numbering`]: the device numbering plan and a number allocator.
 //! - [`custody`]: battery custody, where every battery is and why it moved.
 //! - [`cabinet`]: the normalized cabinet events and snapshots the machines consume.
@@ -19,11 +20,18 @@
 //! - [`rental`]: the battery rental (租电) state machine.
 //! - [`order`]: order records, abnormal-order detection and operator resolutions.
 //! - [`flow`]: scenario replay through the machines (CLI `flow run`, golden flows).
+//! - [`org`]: the platform → agent → sub-agent/store hierarchy, asset ownership, roles and permission checks.
+//! - [`package`]: packages (套餐): catalog, entitlements and their life as a state machine.
+//! - [`settlement`]: revenue-sharing rules, exact per-order splits and agent statements.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod membership;
 pub mod money;
 pub mod numbering;
+pub mod org;
+pub mod package;
+pub mod settlement;
 
 pub mod cabinet;
 pub mod charging;

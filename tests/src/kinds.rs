@@ -2,6 +2,7 @@
 
 use chargeswap_core::money::Money;
 use chargeswap_core::numbering::{DeviceClass, DeviceNo, DeviceNoAllocator};
+use chargeswap_core::{membership, org, package, settlement};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -53,6 +54,99 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
         "flow.run" => {
             let s: chargeswap_core::flow::Scenario = input(v)?;
             out(&chargeswap_core::flow::run(&s))
+        }
+        "package.run" => {
+            let s: package::Scenario = input(v)?;
+            out(&s.run().map_err(|e| error_json(&e))?)
+        }
+        "package.refund_quote" | "package.fees" | "package.change_quote" => {
+            #[derive(serde::Deserialize)]
+            struct In {
+                scenario: package::Scenario,
+                at: chrono::NaiveDateTime,
+                #[serde(default)]
+                to: Option<package::Product>,
+                #[serde(default)]
+                rider: package::RiderProfile,
+            }
+            let i: In = input(v)?;
+            let p = i.scenario.run().map_err(|e| error_json(&e))?.package;
+            match (kind, i.to) {
+                ("package.refund_quote", _) => {
+                    out(&p.refund_quote(i.at).map_err(|e| error_json(&e))?)
+                }
+                ("package.fees", _) => out(&p.fees(i.at).map_err(|e| error_json(&e))?),
+                (_, Some(to)) => out(&p
+                    .change_quote(&to, &i.rider, i.at)
+                    .map_err(|e| error_json(&e))?),
+                (_, None) => {
+                    Err(json!({"kind": "bad_input", "message": "change_quote needs \"to\""}))
+                }
+            }
+        }
+        "membership.assess" => {
+            #[derive(serde::Deserialize)]
+            struct In {
+                config: membership::MembershipConfig,
+                activity: Vec<membership::Activity>,
+                at: chrono::NaiveDateTime,
+            }
+            let i: In = input(v)?;
+            out(&membership::assess(&i.config, &i.activity, i.at).map_err(|e| error_json(&e))?)
+        }
+        "membership.discount" => {
+            #[derive(serde::Deserialize)]
+            struct In {
+                benefits: membership::Benefits,
+                electricity: Money,
+                service: Money,
+                #[serde(default)]
+                rounding: chargeswap_core::money::Rounding,
+            }
+            let i: In = input(v)?;
+            let d = i.benefits.discount(i.electricity, i.service, i.rounding);
+            out(&d.map_err(|e| error_json(&e))?)
+        }
+        "org.can" => {
+            #[derive(serde::Deserialize)]
+            struct In {
+                org: org::OrgSpec,
+                actor: org::Actor,
+                action: org::Action,
+                resource: org::Resource,
+            }
+            let i: In = input(v)?;
+            let o = org::Org::new(i.org).map_err(|e| error_json(&e))?;
+            o.can(&i.actor, i.action, &i.resource)
+                .map_err(|e| error_json(&e))?;
+            Ok(json!("allowed"))
+        }
+        "settlement.split" => {
+            #[derive(serde::Deserialize)]
+            struct In {
+                rules: settlement::RevenueRules,
+                order: settlement::RevenueOrder,
+            }
+            let i: In = input(v)?;
+            out(&settlement::split(&i.rules, &i.order).map_err(|e| error_json(&e))?)
+        }
+        "settlement.statements" => {
+            #[derive(serde::Deserialize)]
+            struct In {
+                rules: settlement::RevenueRules,
+                orders: Vec<settlement::RevenueOrder>,
+                from: chrono::NaiveDateTime,
+                to: chrono::NaiveDateTime,
+            }
+            let i: In = input(v)?;
+            let splits = i
+                .orders
+                .iter()
+                .map(|o| settlement::split(&i.rules, o))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| error_json(&e))?;
+            let cur = chargeswap_core::money::Currency::CNY;
+            out(&settlement::statements(&splits, i.from, i.to, cur).map_err(|e| error_json(&e))?)
         }
         other => Err(
             json!({"kind": "unknown_vector_kind", "message": format!("no evaluator for kind {other:?}")}),
