@@ -59,7 +59,7 @@ fn request(order: u64) -> SwapRequest {
             allowed_models: vec!["48V20Ah".into()],
         },
         payment: Payment::Package {
-            package: 42,
+            package: "pkg-42".into(),
             unit_value: "3.00".parse().unwrap(),
         },
         policy: SwapPolicy::default(),

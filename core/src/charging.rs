@@ -83,7 +83,7 @@ pub enum Authorization {
     /// Covered by a charging package (one entitlement per session).
     Package {
         /// The package.
-        package: u64,
+        package: String,
     },
 }
 
@@ -288,7 +288,7 @@ pub enum ChargingEffect {
         /// The order.
         order: u64,
         /// The package.
-        package: u64,
+        package: String,
     },
     /// Split the order's revenue.
     SplitRevenue {
@@ -984,7 +984,7 @@ impl ChargingSession {
                 if self.energy_wh > 0 {
                     out.effects.push(ChargingEffect::ConsumeEntitlement {
                         order,
-                        package: *package,
+                        package: package.clone(),
                     });
                 }
                 None
@@ -1469,7 +1469,7 @@ mod tests {
 
     #[test]
     fn package_sessions_consume_one_entitlement() {
-        let (mut r, d) = Run::start(Authorization::Package { package: 5 });
+        let (mut r, d) = Run::start(Authorization::Package { package: "pkg-5".into() });
         assert!(
             !d.effects
                 .iter()
@@ -1538,7 +1538,7 @@ mod tests {
         /// settled exactly once, and nothing is charged without energy.
         #[test]
         fn sessions_always_close(ops in proptest::collection::vec(0u8..12, 0..40), wallet in proptest::bool::ANY) {
-            let auth = if wallet { Authorization::Wallet { hold: m("20"), available: m("50") } } else { Authorization::Package { package: 1 } };
+            let auth = if wallet { Authorization::Wallet { hold: m("20"), available: m("50") } } else { Authorization::Package { package: "pkg-1".into() } };
             let (mut r, _) = Run::start(auth);
             let mut now = 0i64;
             let mut energy = 0u64;

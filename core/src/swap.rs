@@ -48,7 +48,7 @@
 //!         SlotSnapshot { slot: 2, state: SlotState::Battery { battery: Some(full), model: "48V20Ah".into(), bms: bms(98) } },
 //!     ]},
 //!     rider_facts: RiderFacts { verified: true, deposit_paid: true, battery: Some(own), allowed_models: vec!["48V20Ah".into()] },
-//!     payment: Payment::Package { package: 42, unit_value: "3.00".parse()? },
+//!     payment: Payment::Package { package: "pkg-42".into(), unit_value: "3.00".parse()? },
 //!     policy: SwapPolicy::default(),
 //! };
 //! let mut s = SwapSession::new();
@@ -58,7 +58,7 @@
 //! let d = s.step(&dev(DeviceEvent::BatteryInserted { slot: 1, battery: Some(own), bms: bms(12) }), now)?;
 //! assert!(d.effects.contains(&SwapEffect::OpenDoor { cabinet: cab, slot: 2 }));
 //! let d = s.step(&dev(DeviceEvent::BatteryRemoved { slot: 2, battery: Some(full) }), now)?;
-//! assert!(d.effects.contains(&SwapEffect::ConsumeEntitlement { order: 1, package: 42 }));
+//! assert!(d.effects.contains(&SwapEffect::ConsumeEntitlement { order: 1, package: "pkg-42".into() }));
 //! assert_eq!(s.outcome(), Some(&Outcome::Swapped { waived: false }));
 //! // A duplicated message changes nothing.
 //! let d = s.step(&dev(DeviceEvent::BatteryRemoved { slot: 2, battery: Some(full) }), now)?;
@@ -127,7 +127,7 @@ pub enum Payment {
     /// One entitlement of an active package (consumed once, by order id).
     Package {
         /// The rider's package.
-        package: u64,
+        package: String,
         /// The revenue one swap of this package recognises (for the split).
         unit_value: Money,
     },
@@ -432,14 +432,14 @@ pub enum SwapEffect {
         /// The order.
         order: u64,
         /// The package.
-        package: u64,
+        package: String,
     },
     /// Give the entitlement back (operator refund).
     RefundEntitlement {
         /// The order.
         order: u64,
         /// The package.
-        package: u64,
+        package: String,
     },
     /// Refund the captured amount to the wallet (operator refund).
     RefundPayment {
@@ -1278,7 +1278,7 @@ impl SwapSession {
                 } => {
                     out.effects.push(SwapEffect::ConsumeEntitlement {
                         order: self.order,
-                        package: *package,
+                        package: package.clone(),
                     });
                     out.effects.push(SwapEffect::SplitRevenue {
                         order: self.order,
@@ -2041,7 +2041,7 @@ impl SwapSession {
                 Payment::Package { package, .. } => {
                     out.effects.push(SwapEffect::ConsumeEntitlement {
                         order: self.order,
-                        package: *package,
+                        package: package.clone(),
                     })
                 }
                 Payment::Wallet { .. } if self.hold => out.effects.push(SwapEffect::CaptureHold {
@@ -2098,7 +2098,7 @@ impl SwapSession {
         match &self.payment {
             Payment::Package { package, .. } => out.effects.push(SwapEffect::RefundEntitlement {
                 order: self.order,
-                package: *package,
+                package: package.clone(),
             }),
             Payment::Wallet { price, .. } => out.effects.push(SwapEffect::RefundPayment {
                 order: self.order,

@@ -85,7 +85,7 @@ pub(crate) fn request(payment: Payment) -> SwapRequest {
 
 pub(crate) fn package() -> Payment {
     Payment::Package {
-        package: 42,
+        package: "pkg-42".into(),
         unit_value: money("3.00"),
     }
 }
@@ -247,7 +247,7 @@ fn happy_path_with_a_package() {
         &d,
         &SwapEffect::ConsumeEntitlement {
             order: ORDER,
-            package: 42
+            package: "pkg-42".into()
         }
     ));
     assert!(has(
@@ -969,7 +969,7 @@ fn operator_force_complete_and_refund() {
         &d,
         &SwapEffect::RefundEntitlement {
             order: ORDER,
-            package: 42
+            package: "pkg-42".into()
         }
     ));
     assert!(has(&d, &SwapEffect::ReverseRevenue { order: ORDER }));
