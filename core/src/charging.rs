@@ -1469,7 +1469,9 @@ mod tests {
 
     #[test]
     fn package_sessions_consume_one_entitlement() {
-        let (mut r, d) = Run::start(Authorization::Package { package: "pkg-5".into() });
+        let (mut r, d) = Run::start(Authorization::Package {
+            package: "pkg-5".into(),
+        });
         assert!(
             !d.effects
                 .iter()

@@ -39,6 +39,7 @@ use crate::charging::{ChargingInput, ChargingOutcome, ChargingPhase, ChargingSes
 use crate::custody::{CabinetId, Custody, RiderId, SlotNo, StoreId, Timestamp};
 use crate::money::Money;
 use crate::numbering::DeviceNo;
+use crate::org::{Action, Actor, AssetKind, Org, OrgError, Resource};
 use crate::rental::{Rental, RentalInput, RentalOutcome, RentalPhase};
 use crate::swap::{Outcome, Phase, Settlement, SwapInput, SwapSession};
 
@@ -213,6 +214,12 @@ pub enum OrderError {
     /// A resolution without a reason.
     #[error("an operator resolution needs a non-empty reason and operator")]
     MissingReason,
+    /// The actor may not resolve this order.
+    #[error("not permitted: {error}")]
+    NotPermitted {
+        /// The org's refusal.
+        error: OrgError,
+    },
 }
 
 /// The machine input that carries out a resolution.
@@ -372,6 +379,40 @@ impl Order {
             reason: reason.into(),
         });
         Ok(cmd)
+    }
+
+    /// [`Order::resolve`] after the org's permission check: refunding a
+    /// charged order needs [`Action::ApproveRefunds`], everything else
+    /// [`Action::HandleAbnormalOrders`], on the order's node (its cabinet's
+    /// owner, else the platform), so agent staff only resolve orders in
+    /// their own subtree. The audit trail records the actor's id.
+    pub fn resolve_as(
+        &mut self,
+        org: &Org,
+        actor: &Actor,
+        resolution: Resolution,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<MachineCommand, OrderError> {
+        let action = match resolution {
+            Resolution::CancelAndRefund if self.money == MoneyStatus::Charged => {
+                Action::ApproveRefunds
+            }
+            _ => Action::HandleAbnormalOrders,
+        };
+        let node = self
+            .cabinet()
+            .and_then(|c| org.owner_of(AssetKind::Cabinet, &c.0.to_string()).ok())
+            .unwrap_or_else(|| org.root())
+            .to_string();
+        let resource = Resource::Order {
+            id: self.id.to_string(),
+            node,
+            rider_id: self.rider.0.to_string(),
+        };
+        org.can(actor, action, &resource)
+            .map_err(|error| OrderError::NotPermitted { error })?;
+        self.resolve(&actor.id, resolution, reason, now)
     }
 
     fn na(&self, resolution: Resolution, hint: &str) -> OrderError {
