@@ -148,14 +148,19 @@ pub enum Cause {
     /// Taken out of service.
     Retirement,
     /// An operator corrected the book to match reality.
-    Correction {
-        /// Who corrected it.
-        operator: String,
-        /// Why.
-        reason: String,
-    },
+    Correction(Box<Correction>),
     /// Any other manual movement by staff.
     Manual,
+}
+
+/// Who corrected the custody book, and why (boxed in [`Cause::Correction`]
+/// so that causes stay small).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Correction {
+    /// Who corrected it.
+    pub operator: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// A request to move a battery (or to register a new one when `from` is a

@@ -498,32 +498,37 @@ pub enum SwapEffect {
     },
 }
 
+/// What a session starts with (boxed in [`SwapEvent::Started`] so that the
+/// other events stay small).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// The order.
+    pub order: u64,
+    /// The rider.
+    pub rider: RiderId,
+    /// The cabinet.
+    pub cabinet: CabinetId,
+    /// The rider's battery.
+    pub rider_battery: DeviceNo,
+    /// How it is paid.
+    pub payment: Payment,
+    /// Timeouts and thresholds.
+    pub policy: SwapPolicy,
+    /// Usable empty slots, in the order they will be tried.
+    pub empties: Vec<SlotNo>,
+    /// Full batteries of allowed models, best first.
+    pub candidates: Vec<Candidate>,
+    /// When it started.
+    pub at: Timestamp,
+}
+
 /// A fact of the session's history. Applying a session's events in order
 /// rebuilds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SwapEvent {
     /// The checks passed and the session started.
-    Started {
-        /// The order.
-        order: u64,
-        /// The rider.
-        rider: RiderId,
-        /// The cabinet.
-        cabinet: CabinetId,
-        /// The rider's battery.
-        rider_battery: DeviceNo,
-        /// How it is paid.
-        payment: Payment,
-        /// Timeouts and thresholds.
-        policy: SwapPolicy,
-        /// Usable empty slots, in the order they will be tried.
-        empties: Vec<SlotNo>,
-        /// Full batteries of allowed models, best first.
-        candidates: Vec<Candidate>,
-        /// When it started.
-        at: Timestamp,
-    },
+    Started(Box<Started>),
     /// The checks failed: the session ends before anything happens.
     Rejected {
         /// The order.
@@ -1026,26 +1031,16 @@ impl SwapSession {
     /// Folds one event into the session. Total: never fails, never panics.
     pub fn apply(&mut self, e: &SwapEvent) {
         match e {
-            SwapEvent::Started {
-                order,
-                rider,
-                cabinet,
-                rider_battery,
-                payment,
-                policy,
-                empties,
-                candidates,
-                at,
-            } => {
-                self.order = *order;
-                self.rider = *rider;
-                self.cabinet = *cabinet;
-                self.rider_battery = Some(*rider_battery);
-                self.payment = payment.clone();
-                self.policy = policy.clone();
-                self.empties.clone_from(empties);
-                self.candidates.clone_from(candidates);
-                self.started_at = Some(*at);
+            SwapEvent::Started(st) => {
+                self.order = st.order;
+                self.rider = st.rider;
+                self.cabinet = st.cabinet;
+                self.rider_battery = Some(st.rider_battery);
+                self.payment = st.payment.clone();
+                self.policy = st.policy.clone();
+                self.empties.clone_from(&st.empties);
+                self.candidates.clone_from(&st.candidates);
+                self.started_at = Some(st.at);
                 self.settlement = Settlement::Pending;
             }
             SwapEvent::Rejected {
@@ -1411,7 +1406,7 @@ impl SwapSession {
             return Ok(());
         };
         let deadline = after(now, req.policy.return_timeout_s);
-        out.events.push(SwapEvent::Started {
+        out.events.push(SwapEvent::Started(Box::new(Started {
             order: req.order,
             rider: req.rider,
             cabinet: snap.cabinet,
@@ -1421,7 +1416,7 @@ impl SwapSession {
             empties,
             candidates,
             at: now,
-        });
+        })));
         if let Payment::Wallet { price, .. } = &req.payment {
             out.events.push(SwapEvent::HoldPlaced);
             out.effects.push(SwapEffect::PlaceHold {
