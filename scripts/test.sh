@@ -21,6 +21,24 @@ cargo fmt --all -- --check
 step "cargo clippy (deny warnings)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "integration peers: pymodbus (PyPI, pinned) in .venv"
+# protocol/tests/pymodbus_interop.rs runs our Modbus transports against
+# pymodbus; it finds .venv/bin/python. With the peer installed, a missing
+# peer is a failure (CHARGESWAP_REQUIRE_PEERS=1), not a skip.
+PYMODBUS_VERSION=3.11.4
+install_pymodbus() {
+  python3 -m venv .venv &&
+    .venv/bin/pip install --quiet --disable-pip-version-check "pymodbus==${PYMODBUS_VERSION}"
+}
+if install_pymodbus || install_pymodbus; then
+  export CHARGESWAP_REQUIRE_PEERS=1
+elif [ "${CI:-}" = "true" ]; then
+  echo "error: could not install pymodbus==${PYMODBUS_VERSION} from PyPI in CI" >&2
+  exit 1
+else
+  echo "warning: could not install pymodbus; the pymodbus interop tests will be skipped"
+fi
+
 step "cargo test (workspace, all features)"
 cargo test --workspace --all-features --no-fail-fast
 

@@ -6,6 +6,8 @@ use serde_json::Value;
 
 use crate::util::CliResult;
 
+mod modbus;
+
 /// Parses hex text: spaces, colons, dashes and a `0x` prefix are allowed.
 /// Errors name the character offset of the bad input.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
@@ -50,24 +52,39 @@ pub fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// The protocols the CLI knows.
-pub const PROTOCOLS: &[&str] = &[];
+pub const PROTOCOLS: &[&str] = &["csp", "modbus-rtu", "modbus-tcp"];
 
 /// Decodes one frame of `protocol` from bytes into JSON.
 pub fn decode(protocol: &str, bytes: &[u8]) -> CliResult {
-    let _ = bytes;
-    Err(format!(
-        "unknown protocol {protocol:?}: expected one of {}",
-        PROTOCOLS.join(", ")
-    ))
+    match protocol {
+        "csp" => crate::csp::decode(bytes, None),
+        "modbus-rtu" | "modbus-tcp" => modbus::decode(protocol, bytes),
+        _ => Err(format!(
+            "unknown protocol {protocol:?}: expected one of {}",
+            PROTOCOLS.join(", ")
+        )),
+    }
 }
 
 /// Encodes one frame of `protocol` from JSON into bytes.
 pub fn encode(protocol: &str, json: &Value) -> Result<Vec<u8>, String> {
-    let _ = json;
-    Err(format!(
-        "unknown protocol {protocol:?}: expected one of {}",
-        PROTOCOLS.join(", ")
-    ))
+    match protocol {
+        "csp" => crate::csp::encode(json),
+        "modbus-rtu" | "modbus-tcp" => modbus::encode(protocol, json),
+        _ => Err(format!(
+            "unknown protocol {protocol:?}: expected one of {}",
+            PROTOCOLS.join(", ")
+        )),
+    }
+}
+
+/// Decodes one frame with an optional device key (`--key`): only CSP frames carry MACs.
+pub fn decode_keyed(protocol: &str, bytes: &[u8], key: Option<&str>) -> CliResult {
+    match (protocol, key) {
+        ("csp", _) => crate::csp::decode(bytes, key),
+        (_, None) => decode(protocol, bytes),
+        (p, Some(_)) => Err(format!("--key applies to csp frames only, not {p}")),
+    }
 }
 
 #[cfg(test)]

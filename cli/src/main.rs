@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod codec;
 mod commerce;
+mod csp;
 mod device_no;
 mod flow;
 mod util;
@@ -48,6 +49,9 @@ enum Command {
         protocol: String,
         /// The frame bytes in hex (spaces and colons allowed).
         hex: String,
+        /// Device key in hex, to verify a CSP frame's MAC.
+        #[arg(long)]
+        key: Option<String>,
     },
     /// Encode one frame given as JSON and print it as hex.
     Encode {
@@ -55,6 +59,9 @@ enum Command {
         protocol: String,
         /// The frame as JSON, in the form `decode` prints.
         json: String,
+        /// Device key in hex, to seal a CSP frame with a MAC (same as `"key"` in the JSON).
+        #[arg(long)]
+        key: Option<String>,
     },
 }
 
@@ -67,11 +74,21 @@ fn main() -> ExitCode {
         Command::Revenue(c) => commerce::run_revenue(c),
         Command::Membership(c) => commerce::run_membership(c),
         Command::Org(c) => commerce::run_org(c),
-        Command::Decode { protocol, hex } => {
-            codec::parse_hex(&hex).and_then(|b| codec::decode(&protocol, &b))
+        Command::Decode { protocol, hex, key } => {
+            codec::parse_hex(&hex).and_then(|b| codec::decode_keyed(&protocol, &b, key.as_deref()))
         }
-        Command::Encode { protocol, json } => serde_json::from_str(&json)
+        Command::Encode {
+            protocol,
+            json,
+            key,
+        } => serde_json::from_str(&json)
             .map_err(|e| format!("the frame JSON is not valid: {e}"))
+            .map(|mut v: serde_json::Value| {
+                if let (Some(k), Some(o)) = (key, v.as_object_mut()) {
+                    o.insert("key".into(), serde_json::Value::String(k));
+                }
+                v
+            })
             .and_then(|v| codec::encode(&protocol, &v))
             .map(|b| serde_json::json!({"protocol": protocol, "hex": codec::to_hex(&b)})),
     };

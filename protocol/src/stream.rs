@@ -70,6 +70,16 @@ pub trait FrameCodec {
     fn decode_prefix(&self, buf: &[u8]) -> Result<Decoded<Self::Frame>, Self::Error>;
 }
 
+/// The encoding side of a protocol's framing, used by transports (the
+/// tokio codec of `transport`) to write frames of type `T`.
+pub trait FrameEncoder<T> {
+    /// Why a frame cannot be encoded.
+    type Error;
+
+    /// Appends the encoded `frame` to `out`; on error `out` is left as it was.
+    fn encode_frame(&self, frame: &T, out: &mut Vec<u8>) -> Result<(), Self::Error>;
+}
+
 /// Why bytes of the stream were discarded. `offset` counts bytes from the start of the stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StreamError<E> {

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 
 use crate::error_json;
 
+mod modbus;
+
 fn input<T: DeserializeOwned>(v: &Value) -> Result<T, Value> {
     serde_json::from_value(v.clone())
         .map_err(|e| json!({"kind": "bad_input", "message": e.to_string()}))
@@ -148,8 +150,74 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
             let cur = chargeswap_core::money::Currency::CNY;
             out(&settlement::statements(&splits, i.from, i.to, cur).map_err(|e| error_json(&e))?)
         }
+        k if k.starts_with("modbus.") => modbus::evaluate(k, v),
+        "csp.decode" => csp_decode(v),
+        "csp.authenticate" => csp_authenticate(v),
         other => Err(
             json!({"kind": "unknown_vector_kind", "message": format!("no evaluator for kind {other:?}")}),
         ),
     }
+}
+
+fn hex_bytes(h: &str) -> Result<Vec<u8>, Value> {
+    let bad = || json!({"kind": "bad_input", "message": format!("bad hex {h:?}")});
+    if h.len() % 2 != 0 {
+        return Err(bad());
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| {
+            h.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+                .ok_or_else(bad)
+        })
+        .collect()
+}
+
+/// `csp.decode`: hex (+ optional key) → frame and MAC status; also checks
+/// that re-encoding the frame gives the input bytes back.
+fn csp_decode(v: &Value) -> Result<Value, Value> {
+    use chargeswap_protocol::csp::{self, DeviceKey};
+    #[derive(serde::Deserialize)]
+    struct In {
+        hex: String,
+        key: Option<DeviceKey>,
+    }
+    let i: In = input(v)?;
+    let bytes = hex_bytes(&i.hex)?;
+    let frame = csp::decode(&bytes).map_err(|e| error_json(&e))?;
+    let again = frame.encode().map_err(|e| error_json(&e))?;
+    if again != bytes {
+        return Err(
+            json!({"kind": "reencode_mismatch", "message": "decode then encode changed the bytes"}),
+        );
+    }
+    let mac = frame
+        .mac_status(i.key.as_ref())
+        .map_err(|e| error_json(&e))?;
+    Ok(json!({"frame": frame, "mac_status": mac}))
+}
+
+/// `csp.authenticate`: frames through one replay window; per frame
+/// "authenticated", "unauthenticated" or the error kind.
+fn csp_authenticate(v: &Value) -> Result<Value, Value> {
+    use chargeswap_protocol::csp::{self, DeviceKey, ReplayWindow};
+    #[derive(serde::Deserialize)]
+    struct In {
+        key: DeviceKey,
+        frames: Vec<String>,
+    }
+    let i: In = input(v)?;
+    let mut window = ReplayWindow::new();
+    let mut out = Vec::new();
+    for h in &i.frames {
+        let r =
+            csp::decode(&hex_bytes(h)?).and_then(|f| csp::authenticate(&f, &i.key, &mut window));
+        out.push(match r {
+            Ok(true) => json!("authenticated"),
+            Ok(false) => json!("unauthenticated"),
+            Err(e) => error_json(&e)["kind"].clone(),
+        });
+    }
+    Ok(Value::Array(out))
 }
