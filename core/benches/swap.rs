@@ -18,7 +18,7 @@ fn request(order: u64) -> SwapRequest {
     let bms = |soc| {
         Some(BmsSummary {
             soc,
-            temperature_c: 28,
+            temp_dc: 280,
             faults: 0,
         })
     };
@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
             battery: Some(own),
             bms: Some(BmsSummary {
                 soc: 15,
-                temperature_c: 30,
+                temp_dc: 300,
                 faults: 0,
             }),
         },

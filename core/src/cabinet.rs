@@ -25,8 +25,9 @@ use crate::numbering::DeviceNo;
 pub struct BmsSummary {
     /// State of charge, percent (0-100).
     pub soc: u8,
-    /// Highest cell temperature, whole degrees Celsius.
-    pub temperature_c: i16,
+    /// Highest pack temperature, 0.1 °C (`253` is 25.3 °C), as the
+    /// protocol crate reports it.
+    pub temp_dc: i16,
     /// Fault bits as the BMS reports them; 0 means no fault.
     pub faults: u32,
 }

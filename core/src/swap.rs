@@ -39,7 +39,7 @@
 //! let own = DeviceNo::new(200_001)?;
 //! let full = DeviceNo::new(200_002)?;
 //! let cab = CabinetId(20_001);
-//! let bms = |soc| Some(BmsSummary { soc, temperature_c: 25, faults: 0 });
+//! let bms = |soc| Some(BmsSummary { soc, temp_dc: 250, faults: 0 });
 //! let request = SwapRequest {
 //!     order: 1,
 //!     rider: RiderId(7),
@@ -1364,7 +1364,7 @@ impl SwapSession {
                     bms: Some(bms),
                 } if bms.faults == 0
                     && bms.soc >= req.policy.min_full_soc
-                    && bms.temperature_c <= req.policy.max_temperature_c
+                    && i32::from(bms.temp_dc) <= i32::from(req.policy.max_temperature_c) * 10
                     && Some(*b) != facts.battery
                     && facts.allowed_models.iter().any(|m| m == model) =>
                 {
@@ -1778,7 +1778,7 @@ impl SwapSession {
         };
         let (soc, quarantine) = match &bms {
             Some(m) if m.faults != 0 => (m.soc, Some(Quarantine::Faulty)),
-            Some(m) if m.temperature_c > self.policy.max_temperature_c => {
+            Some(m) if i32::from(m.temp_dc) > i32::from(self.policy.max_temperature_c) * 10 => {
                 (m.soc, Some(Quarantine::OverTemperature))
             }
             Some(m) => (m.soc, None),

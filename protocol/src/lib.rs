@@ -19,9 +19,12 @@
 //!   [`CabinetCodec`](event::CabinetCodec) trait vendors' protocols implement.
 //! - [`vendor_json`]: a length-prefixed JSON vendor protocol adapted to the
 //!   event model.
+//! - [`core_events`]: maps normalized events onto the core machines' input
+//!   vocabulary (`chargeswap_core::cabinet`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod core_events;
 pub mod csp;
 pub mod event;
 pub mod modbus;

@@ -309,7 +309,7 @@ impl World {
                 };
                 let bms = battery.map(|_| BmsSummary {
                     soc,
-                    temperature_c: if hot { 70 } else { 30 },
+                    temp_dc: if hot { 700 } else { 300 },
                     faults: u32::from(fault),
                 });
                 self.emit(DeviceEvent::BatteryInserted { slot, battery, bms });

@@ -23,7 +23,7 @@ fn money(s: &str) -> Money {
 pub(crate) fn bms(soc: u8) -> Option<BmsSummary> {
     Some(BmsSummary {
         soc,
-        temperature_c: 25,
+        temp_dc: 250,
         faults: 0,
     })
 }
@@ -35,7 +35,7 @@ fn full(slot: SlotNo, b: u32, model: &str, soc: u8, faults: u32) -> SlotSnapshot
             model: model.into(),
             bms: Some(BmsSummary {
                 soc,
-                temperature_c: 25,
+                temp_dc: 250,
                 faults,
             }),
         },
@@ -543,7 +543,7 @@ fn faulty_and_hot_batteries_are_quarantined_and_the_swap_is_free() {
         (
             BmsSummary {
                 soc: 40,
-                temperature_c: 25,
+                temp_dc: 250,
                 faults: 1,
             },
             Quarantine::Faulty,
@@ -551,7 +551,7 @@ fn faulty_and_hot_batteries_are_quarantined_and_the_swap_is_free() {
         (
             BmsSummary {
                 soc: 40,
-                temperature_c: 61,
+                temp_dc: 610,
                 faults: 0,
             },
             Quarantine::OverTemperature,
@@ -578,7 +578,7 @@ fn a_quarantined_battery_is_never_handed_back() {
     let (mut r, _) = Run::start(package());
     let faulty = Some(BmsSummary {
         soc: 40,
-        temperature_c: 25,
+        temp_dc: 250,
         faults: 1,
     });
     r.go(inserted(1, Some(bat(1)), faulty), 5);
