@@ -52,13 +52,16 @@ pub fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// The protocols the CLI knows.
-pub const PROTOCOLS: &[&str] = &["csp", "modbus-rtu", "modbus-tcp"];
+pub const PROTOCOLS: &[&str] = &["csp", "modbus-rtu", "modbus-tcp", "jt808", "jbd", "daly"];
 
 /// Decodes one frame of `protocol` from bytes into JSON.
 pub fn decode(protocol: &str, bytes: &[u8]) -> CliResult {
     match protocol {
         "csp" => crate::csp::decode(bytes, None),
         "modbus-rtu" | "modbus-tcp" => modbus::decode(protocol, bytes),
+        "jt808" => crate::codec_tbox_bms::decode_jt808(bytes),
+        "jbd" => crate::codec_tbox_bms::decode_jbd(bytes),
+        "daly" => crate::codec_tbox_bms::decode_daly(bytes),
         _ => Err(format!(
             "unknown protocol {protocol:?}: expected one of {}",
             PROTOCOLS.join(", ")
@@ -71,6 +74,9 @@ pub fn encode(protocol: &str, json: &Value) -> Result<Vec<u8>, String> {
     match protocol {
         "csp" => crate::csp::encode(json),
         "modbus-rtu" | "modbus-tcp" => modbus::encode(protocol, json),
+        "jt808" => crate::codec_tbox_bms::encode_jt808(json),
+        "jbd" => crate::codec_tbox_bms::encode_jbd(json),
+        "daly" => crate::codec_tbox_bms::encode_daly(json),
         _ => Err(format!(
             "unknown protocol {protocol:?}: expected one of {}",
             PROTOCOLS.join(", ")

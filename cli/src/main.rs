@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod codec;
+mod codec_tbox_bms;
 mod commerce;
 mod csp;
 mod device_no;

@@ -153,6 +153,11 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
         k if k.starts_with("modbus.") => modbus::evaluate(k, v),
         "csp.decode" => csp_decode(v),
         "csp.authenticate" => csp_authenticate(v),
+        "protocol.jt808.frame" => tbox_bms::jt808_frame(v),
+        "protocol.jt808.body" => tbox_bms::jt808_body(v),
+        "protocol.jt808.reassemble" => tbox_bms::jt808_reassemble(v),
+        "protocol.jbd.frame" => tbox_bms::jbd_frame(v),
+        "protocol.daly.frame" => tbox_bms::daly_frame(v),
         other => Err(
             json!({"kind": "unknown_vector_kind", "message": format!("no evaluator for kind {other:?}")}),
         ),
@@ -220,4 +225,136 @@ fn csp_authenticate(v: &Value) -> Result<Value, Value> {
         });
     }
     Ok(Value::Array(out))
+}
+
+/// Evaluators for the JT/T 808 and BMS vectors: every frame must decode to
+/// the expected value and re-encode to exactly the input bytes.
+mod tbox_bms {
+    use chargeswap_protocol::bms::daly::DalyFrame;
+    use chargeswap_protocol::bms::jbd::JbdFrame;
+    use chargeswap_protocol::jt808::{self, Body, Packet, Reassembler, Version};
+    use serde_json::{Value, json};
+
+    use super::{input, out};
+    use crate::error_json;
+
+    fn hex(text: &str) -> Result<Vec<u8>, Value> {
+        let digits: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+        if digits.len() % 2 != 0 {
+            return Err(json!({"kind": "bad_input", "message": "odd number of hex digits"}));
+        }
+        digits
+            .chunks(2)
+            .map(|p| {
+                std::str::from_utf8(p)
+                    .ok()
+                    .and_then(|s| u8::from_str_radix(s, 16).ok())
+                    .ok_or_else(|| json!({"kind": "bad_input", "message": "bad hex"}))
+            })
+            .collect()
+    }
+
+    fn to_hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02X}")).collect()
+    }
+
+    fn same_bytes(input: &[u8], again: &[u8]) -> Result<(), Value> {
+        if input == again {
+            Ok(())
+        } else {
+            Err(
+                json!({"kind": "reencode_mismatch", "input": to_hex(input), "reencoded": to_hex(again)}),
+            )
+        }
+    }
+
+    fn packet_json(p: &Packet) -> Result<Value, Value> {
+        let mut body = Vec::new();
+        p.body
+            .encode(p.header.version, &mut body)
+            .map_err(|e| error_json(&e))?;
+        Ok(json!({
+            "msg_id": p.msg_id(),
+            "body_len": body.len(),
+            "header": out(&p.header)?,
+            "body": out(&p.body)?,
+        }))
+    }
+
+    /// Input: the frame as hex. Output: msg_id, body_len, header, body.
+    pub(super) fn jt808_frame(v: &Value) -> Result<Value, Value> {
+        let bytes = hex(&input::<String>(v)?)?;
+        let p = jt808::decode_frame(&bytes).map_err(|e| error_json(&e))?;
+        same_bytes(&bytes, &p.encode().map_err(|e| error_json(&e))?)?;
+        packet_json(&p)
+    }
+
+    /// Input: {msg_id, version, hex} of a body. Output: the body.
+    pub(super) fn jt808_body(v: &Value) -> Result<Value, Value> {
+        #[derive(serde::Deserialize)]
+        struct In {
+            msg_id: u16,
+            version: Version,
+            hex: String,
+        }
+        let i: In = input(v)?;
+        let bytes = hex(&i.hex)?;
+        let b = Body::decode(i.msg_id, i.version, &bytes).map_err(|e| error_json(&e))?;
+        let mut again = Vec::new();
+        b.encode(i.version, &mut again)
+            .map_err(|e| error_json(&e))?;
+        same_bytes(&bytes, &again)?;
+        out(&b)
+    }
+
+    /// Input: a list of split-part frames (hex), in arrival order. Output: the
+    /// joined packet; re-splitting it into parts of the first part's size
+    /// must give the same frames (in index order).
+    pub(super) fn jt808_reassemble(v: &Value) -> Result<Value, Value> {
+        let frames: Vec<String> = input(v)?;
+        let mut r = Reassembler::default();
+        let mut parts = Vec::new();
+        let mut done = None;
+        for f in &frames {
+            let bytes = hex(f)?;
+            let p = jt808::decode_frame(&bytes).map_err(|e| error_json(&e))?;
+            parts.push((p.header.split.map_or(0, |s| s.index), bytes, p.clone()));
+            if let Some(whole) = r.push(p).map_err(|e| error_json(&e))? {
+                done = Some(whole);
+            }
+        }
+        let Some(whole) = done else {
+            return Err(json!({"kind": "incomplete", "pending": out(&r.pending())?}));
+        };
+        parts.sort_by_key(|(i, _, _)| *i);
+        parts.dedup_by_key(|(i, _, _)| *i);
+        let part_len = match parts.first().map(|(_, _, p)| &p.body) {
+            Some(Body::Raw { data, .. }) => data.len(),
+            _ => 0,
+        };
+        let again = jt808::split_packet(&whole, part_len).map_err(|e| error_json(&e))?;
+        let original: Vec<u8> = parts.iter().flat_map(|(_, b, _)| b.clone()).collect();
+        let mut wire = Vec::new();
+        for p in &again {
+            p.encode_to(&mut wire).map_err(|e| error_json(&e))?;
+        }
+        same_bytes(&original, &wire)?;
+        packet_json(&whole)
+    }
+
+    /// Input: the frame as hex. Output: the frame.
+    pub(super) fn jbd_frame(v: &Value) -> Result<Value, Value> {
+        let bytes = hex(&input::<String>(v)?)?;
+        let f = JbdFrame::decode(&bytes).map_err(|e| error_json(&e))?;
+        same_bytes(&bytes, &f.encode().map_err(|e| error_json(&e))?)?;
+        out(&f)
+    }
+
+    /// Input: the frame as hex. Output: address, data_id and the frame.
+    pub(super) fn daly_frame(v: &Value) -> Result<Value, Value> {
+        let bytes = hex(&input::<String>(v)?)?;
+        let f = DalyFrame::decode(&bytes).map_err(|e| error_json(&e))?;
+        same_bytes(&bytes, &f.encode().map_err(|e| error_json(&e))?)?;
+        Ok(json!({"address": f.address(), "data_id": f.data_id(), "frame": out(&f)?}))
+    }
 }
