@@ -283,6 +283,18 @@ pub enum ChargingEffect {
         /// The amount.
         amount: Money,
     },
+    /// Refund the charged amount to the rider (operator refund).
+    RefundPayment {
+        /// The order.
+        order: u64,
+        /// The amount.
+        amount: Money,
+    },
+    /// Reverse the order's revenue split (operator refund).
+    ReverseRevenue {
+        /// The order.
+        order: u64,
+    },
     /// Consume one entitlement of the package (idempotent by order).
     ConsumeEntitlement {
         /// The order.
@@ -626,10 +638,11 @@ impl ChargingSession {
                 (Some(ChargingOutcome::Settled { amount, .. }), false) => {
                     let order = self.order();
                     if amount.is_positive() {
-                        out.effects.push(ChargingEffect::ChargeWallet {
+                        out.effects.push(ChargingEffect::RefundPayment {
                             order,
-                            amount: amount.neg(),
+                            amount: *amount,
                         });
+                        out.effects.push(ChargingEffect::ReverseRevenue { order });
                     }
                     out.events.push(ChargingEvent::Refunded {
                         operator: operator.clone(),
@@ -1236,10 +1249,13 @@ mod tests {
         let d = r.go(refund.clone(), 1400);
         assert_eq!(
             d.effects,
-            vec![ChargingEffect::ChargeWallet {
-                order: 9,
-                amount: m("-3.97")
-            }]
+            vec![
+                ChargingEffect::RefundPayment {
+                    order: 9,
+                    amount: m("3.97")
+                },
+                ChargingEffect::ReverseRevenue { order: 9 }
+            ]
         );
         assert!(r.go(refund, 1401).effects.is_empty());
     }
