@@ -329,6 +329,7 @@ impl Executor {
                     },
                     now,
                 ),
+                ChargingEffect::ReverseRevenue { order } => self.reverse_revenue(*order, now),
                 ChargingEffect::SplitRevenue { order, amount } => {
                     self.split_revenue(*order, ProductType::Charging, *amount, 0, cabinet, now)
                 }
