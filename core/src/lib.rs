@@ -24,15 +24,23 @@
 //! - [`org`]: the platform → agent → sub-agent/store hierarchy, asset ownership, roles and permission checks.
 //! - [`package`]: packages (套餐): catalog, entitlements and their life as a state machine.
 //! - [`settlement`]: revenue-sharing rules, exact per-order splits and agent statements.
+//! - [`ledger`]: the double-entry ledger every money movement goes through.
+//! - [`wallet`]: rider wallets (paid and gift credit) on the ledger.
+//! - [`deposit`]: deposits and deposit waivers on the ledger.
+//! - [`report`]: pure aggregations over the ledger's history.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod deposit;
+pub mod ledger;
 pub mod membership;
 pub mod money;
 pub mod numbering;
 pub mod org;
 pub mod package;
+pub mod report;
 pub mod settlement;
+pub mod wallet;
 
 pub mod cabinet;
 pub mod charging;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::error_json;
 
+mod ledger;
 mod modbus;
 
 fn input<T: DeserializeOwned>(v: &Value) -> Result<T, Value> {
@@ -158,6 +159,10 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
         "protocol.jt808.reassemble" => tbox_bms::jt808_reassemble(v),
         "protocol.jbd.frame" => tbox_bms::jbd_frame(v),
         "protocol.daly.frame" => tbox_bms::daly_frame(v),
+        "ledger.sequence" => ledger::ledger_sequence(v),
+        "wallet.sequence" => ledger::wallet_sequence(v),
+        "deposit.sequence" => ledger::deposit_sequence(v),
+        "report.daily" => ledger::report_daily(v),
         other => Err(
             json!({"kind": "unknown_vector_kind", "message": format!("no evaluator for kind {other:?}")}),
         ),
