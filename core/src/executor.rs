@@ -12,9 +12,22 @@
 //!   the agent chain of the cabinet's owner in [`crate::org`] (idempotent by
 //!   order id);
 //!
-//! and reports the rest as the host's: door commands, notifications, alerts,
-//! slot locks, and (until the ledger module is wired) the money movements of
-//! holds, captures and refunds.
+//! - when money books are attached ([`Executor::with_money`]), every money
+//!   movement on the [`Ledger`] through [`Wallets`]: holds (`Authorize`),
+//!   captures, releases, direct charges and refunds of the rider's wallet,
+//!   the recognition of a package swap's value (package liability → platform
+//!   revenue, `{order}.consume`, code `package_consume`) and the agents'
+//!   revenue shares (platform revenue → `{node}:revenue`, code
+//!   `revenue_share`), each idempotent by an id derived from the order;
+//!
+//! and reports the rest as the host's: door commands, notifications, alerts
+//! and slot locks (and money effects when no books are attached).
+//!
+//! Ledger ids: a swap order `N` uses wallet order `swN` (`chN` for charging);
+//! wallet op ids `swN.auth`, `swN.capture`, `swN.release`, `swN.pay`,
+//! `swN.refund`; transfers `swN.consume`, `swN.unconsume`, `swN.share.L`,
+//! `swN.unshare.L` (L: the split level). A package's liability account is
+//! `{package}:liability` and must exist (the host posts the purchase into it).
 //!
 //! Package and settlement times are local ([`chrono::NaiveDateTime`]); the
 //! executor converts `now` with its configured UTC offset (China: +8 h).
@@ -26,7 +39,8 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::charging::ChargingEffect;
-use crate::custody::{CabinetId, Custody, CustodyError, MoveRequest, Timestamp};
+use crate::custody::{CabinetId, Custody, CustodyError, MoveRequest, RiderId, Timestamp};
+use crate::ledger::{AccountKind, Command as LedgerCommand, Key, Ledger, LedgerError, NewAccount};
 use crate::money::Money;
 use crate::org::{AssetKind, Org, OrgError};
 use crate::package::{Command as PackageCommand, Package, PackageError};
@@ -35,6 +49,7 @@ use crate::settlement::{
     ProductType, RevenueOrder, RevenueRules, SettlementError, SplitResult, split,
 };
 use crate::swap::SwapEffect;
+use crate::wallet::{PaymentSource, RefundDestination, WalletError, WalletOp, Wallets};
 
 /// Errors of the executor: which effect could not be carried out and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -70,6 +85,22 @@ pub enum ExecutorError {
         /// Why.
         error: SettlementError,
     },
+    /// The ledger refused a movement (or an id could not be formed).
+    #[error("ledger refused {what}: {error}")]
+    Ledger {
+        /// What was being posted.
+        what: String,
+        /// Why.
+        error: LedgerError,
+    },
+    /// The wallet refused an operation.
+    #[error("wallet refused {what}: {error}")]
+    Wallet {
+        /// The operation.
+        what: String,
+        /// Why.
+        error: Box<WalletError>,
+    },
     /// The org could not place the cabinet.
     #[error("cabinet {cabinet} has no owner node: {error}")]
     Org {
@@ -98,6 +129,14 @@ pub enum Carried {
     },
 }
 
+enum MoneyOp {
+    Hold(u64, Money),
+    Capture(u64, Money),
+    Release(u64),
+    Charge(u64, Money),
+    Refund(u64, Money),
+}
+
 /// Configuration of an executor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutorConfig {
@@ -107,16 +146,37 @@ pub struct ExecutorConfig {
     pub rules: RevenueRules,
     /// The organisation, for agent chains (none: platform-owned sites).
     pub org: Option<Org>,
+    /// The platform revenue account (default `platform:revenue`).
+    #[serde(default = "default_revenue")]
+    pub revenue_account: String,
 }
 
-/// Carries out effects; owns the custody book, the loaded packages and the
-/// revenue splits it made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+fn default_revenue() -> String {
+    "platform:revenue".into()
+}
+
+/// The ledger and the wallets posting to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MoneyBooks {
+    /// The ledger.
+    pub ledger: Ledger,
+    /// The rider wallets.
+    pub wallets: Wallets,
+}
+
+/// Carries out effects; owns the custody book, the loaded packages, the
+/// revenue splits it made and, optionally, the money books.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Executor {
     config: ExecutorConfig,
     custody: Custody,
     packages: BTreeMap<String, Package>,
     splits: BTreeMap<String, SplitResult>,
+    money: Option<MoneyBooks>,
+    /// Package-paid orders: order → package.
+    consumed: BTreeMap<String, String>,
+    /// Wallet order key each charged order was paid under.
+    paid: BTreeMap<String, String>,
 }
 
 impl Executor {
@@ -127,7 +187,94 @@ impl Executor {
             custody,
             packages: BTreeMap::new(),
             splits: BTreeMap::new(),
+            money: None,
+            consumed: BTreeMap::new(),
+            paid: BTreeMap::new(),
         }
+    }
+
+    /// Attaches the ledger and wallets: money effects are then posted.
+    pub fn with_money(mut self, ledger: Ledger, wallets: Wallets) -> Executor {
+        self.money = Some(MoneyBooks { ledger, wallets });
+        self
+    }
+
+    /// The money books, if attached.
+    pub fn money(&self) -> Option<&MoneyBooks> {
+        self.money.as_ref()
+    }
+
+    fn key(what: &str, text: &str) -> Result<Key, ExecutorError> {
+        Key::new(text).map_err(|error| ExecutorError::Ledger {
+            what: what.into(),
+            error,
+        })
+    }
+
+    /// Applies a wallet op; `Duplicate` when the op id was applied before
+    /// (the ledger did not grow).
+    fn wallet_op(
+        &mut self,
+        op_id: &str,
+        op: impl FnOnce() -> Result<WalletOp, ExecutorError>,
+        now: Timestamp,
+    ) -> Carried {
+        let Some(books) = self.money.as_mut() else {
+            return Carried::Host;
+        };
+        let run = || -> Result<bool, ExecutorError> {
+            let id = Executor::key("wallet op id", op_id)?;
+            let op = op()?;
+            let before = books.ledger.len();
+            books
+                .wallets
+                .apply(id, &op, &mut books.ledger, now)
+                .map_err(|error| ExecutorError::Wallet {
+                    what: op_id.into(),
+                    error: Box::new(error),
+                })?;
+            Ok(books.ledger.len() > before)
+        };
+        match run() {
+            Ok(true) => Carried::Done,
+            Ok(false) => Carried::Duplicate,
+            Err(error) => Carried::Failed { error },
+        }
+    }
+
+    /// Applies ledger transfers atomically; `Duplicate` when all were
+    /// applied before. Missing agent revenue accounts are opened first.
+    fn transfers(
+        &mut self,
+        what: &str,
+        moves: &[(String, String, String, Money, &str)],
+        now: Timestamp,
+    ) -> Result<bool, ExecutorError> {
+        let Some(books) = self.money.as_mut() else {
+            return Ok(false);
+        };
+        let err = |error| ExecutorError::Ledger {
+            what: what.into(),
+            error,
+        };
+        let mut cmds = Vec::with_capacity(moves.len());
+        for (id, debit, credit, amount, code) in moves {
+            for acct in [debit, credit] {
+                if let Some(node) = acct.strip_suffix(":revenue") {
+                    let k = Key::new(acct).map_err(err)?;
+                    if books.ledger.account(&k).is_none() && node != "platform" {
+                        let spec = NewAccount::new(k, AccountKind::AgentRevenue)
+                            .owned_by(Key::new(node).map_err(err)?)
+                            .in_currency(amount.currency());
+                        books.ledger.create_account(&spec, now).map_err(err)?;
+                    }
+                }
+            }
+            cmds.push(LedgerCommand::transfer(id, debit, credit, *amount, code).map_err(err)?);
+        }
+        let before = books.ledger.len();
+        books.ledger.apply_batch(&cmds, now).map_err(err)?;
+        Ok(books.ledger.len() > before)
     }
 
     /// Loads (or replaces) a rider's package.
@@ -222,8 +369,10 @@ impl Executor {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn split_revenue(
         &mut self,
+        prefix: &str,
         order: u64,
         product: ProductType,
         amount: Money,
@@ -234,6 +383,21 @@ impl Executor {
         let key = order.to_string();
         if self.splits.contains_key(&key) {
             return Carried::Duplicate;
+        }
+        let revenue = self.config.revenue_account.clone();
+        // A package-paid order recognises its value first: liability → revenue.
+        if let (Some(package), true) = (self.consumed.get(&key).cloned(), amount.is_positive()) {
+            let id = format!("{prefix}{order}.consume");
+            let mv = [(
+                id,
+                format!("{package}:liability"),
+                revenue.clone(),
+                amount,
+                "package_consume",
+            )];
+            if let Err(error) = self.transfers("package consumption", &mv, now) {
+                return Carried::Failed { error };
+            }
         }
         let chain = match self.chain(cabinet) {
             Ok(c) => c,
@@ -249,6 +413,26 @@ impl Executor {
         };
         match split(&self.config.rules, &ro) {
             Ok(s) => {
+                let moves: Vec<_> = s
+                    .parts
+                    .iter()
+                    .filter_map(|p| {
+                        let total = p.fixed.checked_add(p.share).ok()?;
+                        let node = p.node.as_ref()?;
+                        total.is_positive().then(|| {
+                            (
+                                format!("{prefix}{order}.share.{}", p.level),
+                                revenue.clone(),
+                                format!("{node}:revenue"),
+                                total,
+                                "revenue_share",
+                            )
+                        })
+                    })
+                    .collect();
+                if let Err(error) = self.transfers("revenue share", &moves, now) {
+                    return Carried::Failed { error };
+                }
                 self.splits.insert(key, s);
                 Carried::Done
             }
@@ -258,14 +442,35 @@ impl Executor {
         }
     }
 
-    fn reverse_revenue(&mut self, order: u64, now: Timestamp) -> Carried {
+    fn reverse_revenue(&mut self, prefix: &str, order: u64, now: Timestamp) -> Carried {
         let key = format!("{order}:refund");
         if self.splits.contains_key(&key) {
             return Carried::Duplicate;
         }
         let local = self.local(now);
-        match self.splits.get(&order.to_string()) {
+        let revenue = self.config.revenue_account.clone();
+        match self.splits.get(&order.to_string()).cloned() {
             Some(s) => {
+                let moves: Vec<_> = s
+                    .parts
+                    .iter()
+                    .filter_map(|p| {
+                        let total = p.fixed.checked_add(p.share).ok()?;
+                        let node = p.node.as_ref()?;
+                        total.is_positive().then(|| {
+                            (
+                                format!("{prefix}{order}.unshare.{}", p.level),
+                                format!("{node}:revenue"),
+                                revenue.clone(),
+                                total,
+                                "revenue_share",
+                            )
+                        })
+                    })
+                    .collect();
+                if let Err(error) = self.transfers("revenue share reversal", &moves, now) {
+                    return Carried::Failed { error };
+                }
                 let r = s.reversed(&key, local);
                 self.splits.insert(key, r);
                 Carried::Done
@@ -275,36 +480,177 @@ impl Executor {
         }
     }
 
-    /// Carries out a swap decision's effects at `cabinet`, in order.
+    fn money_op(&mut self, prefix: &str, rider: RiderId, op: MoneyOp, now: Timestamp) -> Carried {
+        let revenue = self.config.revenue_account.clone();
+        let code = if prefix == "ch" {
+            "charging_fee"
+        } else {
+            "swap_fee"
+        };
+        let order_key = |order: u64| format!("{prefix}{order}");
+        match op {
+            MoneyOp::Hold(order, amount) => self.wallet_op(
+                &format!("{prefix}{order}.auth"),
+                || {
+                    Ok(WalletOp::Authorize {
+                        rider: Executor::key("rider", &rider.0.to_string())?,
+                        order: Executor::key("order", &order_key(order))?,
+                        amount,
+                        credit_account: Executor::key("revenue account", &revenue)?,
+                        code: Executor::key("code", code)?,
+                        expires_at: None,
+                    })
+                },
+                now,
+            ),
+            MoneyOp::Capture(order, amount) => {
+                let r = self.wallet_op(
+                    &format!("{prefix}{order}.capture"),
+                    || {
+                        Ok(WalletOp::Capture {
+                            order: Executor::key("order", &order_key(order))?,
+                            amount: Some(amount),
+                        })
+                    },
+                    now,
+                );
+                if matches!(r, Carried::Done | Carried::Duplicate) {
+                    self.paid.insert(order_key(order), order_key(order));
+                }
+                r
+            }
+            MoneyOp::Release(order) => self.wallet_op(
+                &format!("{prefix}{order}.release"),
+                || {
+                    Ok(WalletOp::Release {
+                        order: Executor::key("order", &order_key(order))?,
+                    })
+                },
+                now,
+            ),
+            MoneyOp::Charge(order, amount) => {
+                let direct = format!("{prefix}{order}.d");
+                let r = self.wallet_op(
+                    &format!("{prefix}{order}.pay"),
+                    || {
+                        Ok(WalletOp::Pay {
+                            rider: Executor::key("rider", &rider.0.to_string())?,
+                            order: Executor::key("order", &direct)?,
+                            amount,
+                            credit_account: Executor::key("revenue account", &revenue)?,
+                            code: Executor::key("code", code)?,
+                            source: PaymentSource::Wallet,
+                        })
+                    },
+                    now,
+                );
+                if matches!(r, Carried::Done | Carried::Duplicate) {
+                    self.paid.insert(order_key(order), direct);
+                }
+                r
+            }
+            MoneyOp::Refund(order, amount) => {
+                let paid = self
+                    .paid
+                    .get(&order_key(order))
+                    .cloned()
+                    .unwrap_or_else(|| order_key(order));
+                self.wallet_op(
+                    &format!("{prefix}{order}.refund"),
+                    || {
+                        Ok(WalletOp::Refund {
+                            order: Executor::key("order", &paid)?,
+                            amount,
+                            destination: RefundDestination::Wallet,
+                        })
+                    },
+                    now,
+                )
+            }
+        }
+    }
+
+    fn consume(&mut self, prefix: &str, order: u64, package: &str, now: Timestamp) -> Carried {
+        let r = self.package_cmd(
+            package,
+            PackageCommand::Consume {
+                order_id: order.to_string(),
+                swaps: 1,
+            },
+            now,
+        );
+        if matches!(r, Carried::Done | Carried::Duplicate) {
+            self.consumed.insert(order.to_string(), package.into());
+        }
+        let _ = prefix;
+        r
+    }
+
+    fn unconsume(&mut self, prefix: &str, order: u64, package: &str, now: Timestamp) -> Carried {
+        let r = self.package_cmd(
+            package,
+            PackageCommand::ReverseConsumption {
+                order_id: order.to_string(),
+            },
+            now,
+        );
+        if let (Carried::Done, Some(split)) = (&r, self.splits.get(&order.to_string())) {
+            let amount = split.amount;
+            if amount.is_positive() {
+                let mv = [(
+                    format!("{prefix}{order}.unconsume"),
+                    self.config.revenue_account.clone(),
+                    format!("{package}:liability"),
+                    amount,
+                    "package_consume",
+                )];
+                if let Err(error) = self.transfers("package consumption reversal", &mv, now) {
+                    return Carried::Failed { error };
+                }
+            }
+        }
+        r
+    }
+
+    /// Carries out a swap decision's effects, in order, for the session's
+    /// rider at `cabinet`.
     pub fn carry_out_swap(
         &mut self,
         cabinet: CabinetId,
+        rider: RiderId,
         effects: &[SwapEffect],
         now: Timestamp,
     ) -> Vec<Carried> {
+        let p = "sw";
         effects
             .iter()
             .map(|e| match e {
                 SwapEffect::CustodyMove(m) => self.custody_move(m, now),
-                SwapEffect::ConsumeEntitlement { order, package } => self.package_cmd(
-                    package,
-                    PackageCommand::Consume {
-                        order_id: order.to_string(),
-                        swaps: 1,
-                    },
-                    now,
-                ),
-                SwapEffect::RefundEntitlement { order, package } => self.package_cmd(
-                    package,
-                    PackageCommand::ReverseConsumption {
-                        order_id: order.to_string(),
-                    },
-                    now,
-                ),
-                SwapEffect::SplitRevenue { order, amount } => {
-                    self.split_revenue(*order, ProductType::Swap, *amount, 1, Some(cabinet), now)
+                SwapEffect::ConsumeEntitlement { order, package } => {
+                    self.consume(p, *order, package, now)
                 }
-                SwapEffect::ReverseRevenue { order } => self.reverse_revenue(*order, now),
+                SwapEffect::RefundEntitlement { order, package } => {
+                    self.unconsume(p, *order, package, now)
+                }
+                SwapEffect::SplitRevenue { order, amount } => {
+                    self.split_revenue(p, *order, ProductType::Swap, *amount, 1, Some(cabinet), now)
+                }
+                SwapEffect::ReverseRevenue { order } => self.reverse_revenue(p, *order, now),
+                SwapEffect::PlaceHold { order, amount } => {
+                    self.money_op(p, rider, MoneyOp::Hold(*order, *amount), now)
+                }
+                SwapEffect::CaptureHold { order, amount } => {
+                    self.money_op(p, rider, MoneyOp::Capture(*order, *amount), now)
+                }
+                SwapEffect::ReleaseHold { order } => {
+                    self.money_op(p, rider, MoneyOp::Release(*order), now)
+                }
+                SwapEffect::ChargeWallet { order, amount } => {
+                    self.money_op(p, rider, MoneyOp::Charge(*order, *amount), now)
+                }
+                SwapEffect::RefundPayment { order, amount } => {
+                    self.money_op(p, rider, MoneyOp::Refund(*order, *amount), now)
+                }
                 _ => Carried::Host,
             })
             .collect()
@@ -312,26 +658,41 @@ impl Executor {
 
     /// Carries out a charging decision's effects, in order. `cabinet` is the
     /// charging cabinet, if the session runs at one (for the agent chain).
+    /// Wallet holds are placed on the rider's wallet; a pre-authorisation on
+    /// an external means is the host's (its money effects then fail here
+    /// unless the host placed the hold under the same order key).
     pub fn carry_out_charging(
         &mut self,
         cabinet: Option<CabinetId>,
+        rider: RiderId,
         effects: &[ChargingEffect],
         now: Timestamp,
     ) -> Vec<Carried> {
+        let p = "ch";
         effects
             .iter()
             .map(|e| match e {
-                ChargingEffect::ConsumeEntitlement { order, package } => self.package_cmd(
-                    package,
-                    PackageCommand::Consume {
-                        order_id: order.to_string(),
-                        swaps: 1,
-                    },
-                    now,
-                ),
-                ChargingEffect::ReverseRevenue { order } => self.reverse_revenue(*order, now),
+                ChargingEffect::ConsumeEntitlement { order, package } => {
+                    self.consume(p, *order, package, now)
+                }
                 ChargingEffect::SplitRevenue { order, amount } => {
-                    self.split_revenue(*order, ProductType::Charging, *amount, 0, cabinet, now)
+                    self.split_revenue(p, *order, ProductType::Charging, *amount, 0, cabinet, now)
+                }
+                ChargingEffect::ReverseRevenue { order } => self.reverse_revenue(p, *order, now),
+                ChargingEffect::PlaceHold { order, amount } => {
+                    self.money_op(p, rider, MoneyOp::Hold(*order, *amount), now)
+                }
+                ChargingEffect::CaptureHold { order, amount } => {
+                    self.money_op(p, rider, MoneyOp::Capture(*order, *amount), now)
+                }
+                ChargingEffect::ReleaseHold { order } => {
+                    self.money_op(p, rider, MoneyOp::Release(*order), now)
+                }
+                ChargingEffect::ChargeWallet { order, amount } => {
+                    self.money_op(p, rider, MoneyOp::Charge(*order, *amount), now)
+                }
+                ChargingEffect::RefundPayment { order, amount } => {
+                    self.money_op(p, rider, MoneyOp::Refund(*order, *amount), now)
                 }
                 _ => Carried::Host,
             })
@@ -351,4 +712,4 @@ impl Executor {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -53,14 +53,22 @@ fn executor() -> Executor {
             },
         );
     }
-    let mut ex = Executor::new(
-        ExecutorConfig {
-            utc_offset_s: 8 * 3600,
-            rules: rules(),
-            org: Some(org()),
-        },
-        book,
-    );
+    let mut ex = Executor::new(config(), book);
+    add_pkg42(&mut ex);
+    ex
+}
+
+pub(crate) fn config() -> ExecutorConfig {
+    ExecutorConfig {
+        utc_offset_s: 8 * 3600,
+        rules: rules(),
+        org: Some(org()),
+        revenue_account: "platform:revenue".into(),
+    }
+}
+
+/// Package pkg-42 of rider 7: 30 swaps in 30 days for 150.00.
+pub(crate) fn add_pkg42(ex: &mut Executor) {
     let product: Product = serde_json::from_str(
         r#"{"id": "swap-30", "price": "150.00", "validity": {"days": 30}, "swaps": {"limited": 30}}"#,
     )
@@ -68,7 +76,6 @@ fn executor() -> Executor {
     let local = ex.local(t(0));
     let (pkg, _) = Package::purchase(&Purchase::new("pkg-42", "7", product), local).unwrap();
     ex.add_package(pkg);
-    ex
 }
 
 fn swap_once(ex: &mut Executor, order: u64, at: i64, replay_effects: bool) -> SwapSession {
@@ -110,13 +117,13 @@ fn swap_once(ex: &mut Executor, order: u64, at: i64, replay_effects: bool) -> Sw
         decisions.push(d);
     }
     for d in &decisions {
-        let r = ex.carry_out_swap(CAB, &d.effects, t(at));
+        let r = ex.carry_out_swap(CAB, RIDER, &d.effects, t(at));
         assert!(
             r.iter().all(|c| !matches!(c, Carried::Failed { .. })),
             "{r:?}"
         );
         if replay_effects {
-            let again = ex.carry_out_swap(CAB, &d.effects, t(at));
+            let again = ex.carry_out_swap(CAB, RIDER, &d.effects, t(at));
             assert!(
                 again
                     .iter()
@@ -135,9 +142,9 @@ fn swap_once(ex: &mut Executor, order: u64, at: i64, replay_effects: bool) -> Sw
                 t(at),
             )
             .unwrap();
-        ex.carry_out_swap(CAB, &d.effects, t(at));
+        ex.carry_out_swap(CAB, RIDER, &d.effects, t(at));
         if replay_effects {
-            let again = ex.carry_out_swap(CAB, &d.effects, t(at));
+            let again = ex.carry_out_swap(CAB, RIDER, &d.effects, t(at));
             assert!(
                 again
                     .iter()
@@ -181,12 +188,12 @@ fn refund_reverses_consumption_and_split_once() {
             t(20),
         )
         .unwrap();
-    let r = ex.carry_out_swap(CAB, &d.effects, t(20));
+    let r = ex.carry_out_swap(CAB, RIDER, &d.effects, t(20));
     assert!(
         r.iter().all(|c| matches!(c, Carried::Done | Carried::Host)),
         "{r:?}"
     );
-    let r = ex.carry_out_swap(CAB, &d.effects, t(21));
+    let r = ex.carry_out_swap(CAB, RIDER, &d.effects, t(21));
     assert!(
         r.iter()
             .all(|c| matches!(c, Carried::Duplicate | Carried::Host)),
@@ -201,6 +208,7 @@ fn failures_are_reported_and_change_nothing() {
     let mut ex = executor();
     let r = ex.carry_out_swap(
         CAB,
+        RIDER,
         &[SwapEffect::ConsumeEntitlement {
             order: 1,
             package: "nope".into(),
@@ -213,9 +221,10 @@ fn failures_are_reported_and_change_nothing() {
             error: ExecutorError::UnknownPackage { .. }
         }
     ));
-    let before = ex.clone();
+    let (custody, splits) = (ex.custody().clone(), ex.splits().clone());
     let r = ex.carry_out_swap(
         CabinetId(99),
+        RIDER,
         &[SwapEffect::SplitRevenue {
             order: 1,
             amount: "1.00".parse().unwrap(),
@@ -228,7 +237,7 @@ fn failures_are_reported_and_change_nothing() {
             error: ExecutorError::Org { cabinet: 99, .. }
         }
     ));
-    assert_eq!(ex, before);
+    assert_eq!((ex.custody(), ex.splits()), (&custody, &splits));
 }
 
 #[test]
@@ -319,4 +328,218 @@ proptest! {
             prop_assert_eq!(total, s.amount);
         }
     }
+}
+
+// ----- wired to the ledger and wallets ---------------------------------------
+
+use crate::ledger::{AccountKind as Kind, Key, Ledger, NewAccount as Acct};
+use crate::wallet::{PaymentSource, WalletConfig, WalletOp, Wallets};
+
+pub(crate) fn money_executor() -> Executor {
+    let (ledger, wallets) = books();
+    executor().with_money(ledger, wallets)
+}
+
+/// A ledger with the platform accounts, rider 7's wallet topped up with
+/// 20.00, and pkg-42's liability holding its 150.00 purchase.
+pub(crate) fn books() -> (Ledger, Wallets) {
+    let now = t(0);
+    let mut ledger = Ledger::new();
+    let mut wallets = Wallets::new(WalletConfig::standard());
+    wallets.create_platform_accounts(&mut ledger, now).unwrap();
+    ledger
+        .create_account(
+            &Acct::new(Key::new("platform:revenue").unwrap(), Kind::PlatformRevenue),
+            now,
+        )
+        .unwrap();
+    ledger
+        .create_account(
+            &Acct::new(
+                Key::new("pkg-42:liability").unwrap(),
+                Kind::PackageLiability,
+            )
+            .no_overdraft(),
+            now,
+        )
+        .unwrap();
+    let rider = Key::new("7").unwrap();
+    let op = |s: &str| Key::new(s).unwrap();
+    wallets
+        .apply(
+            op("open"),
+            &WalletOp::Open {
+                rider,
+                allow_negative: false,
+            },
+            &mut ledger,
+            now,
+        )
+        .unwrap();
+    wallets
+        .apply(
+            op("top"),
+            &WalletOp::TopUp {
+                rider,
+                amount: "20.00".parse().unwrap(),
+            },
+            &mut ledger,
+            now,
+        )
+        .unwrap();
+    // the rider bought package pkg-42 for 150.00 through the channel
+    wallets
+        .apply(
+            op("buy"),
+            &WalletOp::Pay {
+                rider,
+                order: Key::new("pkg-42").unwrap(),
+                amount: "150.00".parse().unwrap(),
+                credit_account: Key::new("pkg-42:liability").unwrap(),
+                code: Key::new("package_purchase").unwrap(),
+                source: PaymentSource::Channel,
+            },
+            &mut ledger,
+            now,
+        )
+        .unwrap();
+    (ledger, wallets)
+}
+
+pub(crate) fn balance(ex: &Executor, account: &str) -> Money {
+    ex.money()
+        .unwrap()
+        .ledger
+        .account(&Key::new(account).unwrap())
+        .map(|a| a.posted_balance())
+        .unwrap_or_else(|| Money::zero(crate::money::Currency::CNY))
+}
+
+pub(crate) fn balanced(ex: &Executor) -> bool {
+    let t = ex.money().unwrap().ledger.totals();
+    t.debits_posted == t.credits_posted && t.debits_pending == t.credits_pending
+}
+
+fn m(s: &str) -> Money {
+    s.parse().unwrap()
+}
+
+#[test]
+fn a_wallet_swap_holds_captures_and_shares_on_the_ledger() {
+    let mut ex = money_executor();
+    let mut s = SwapSession::new();
+    let mut req = request(Payment::Wallet {
+        price: m("4.50"),
+        available: m("20.00"),
+    });
+    req.rider_facts.battery = Some(bat(1));
+    let d = s.step(&SwapInput::Start(Box::new(req)), t(1)).unwrap();
+    let r = ex.carry_out_swap(CAB, RIDER, &d.effects, t(1));
+    assert_eq!(r[0], Carried::Done, "{r:?}"); // the hold
+    let w = ex
+        .money()
+        .unwrap()
+        .wallets
+        .balance(&Key::new("7").unwrap(), &ex.money().unwrap().ledger, t(1))
+        .unwrap();
+    assert_eq!((w.paid, w.paid_available), (m("20.00"), m("15.50")));
+    let d = s
+        .step(
+            &dev(DeviceEvent::BatteryInserted {
+                slot: 1,
+                battery: Some(bat(1)),
+                bms: bms(10),
+            }),
+            t(2),
+        )
+        .unwrap();
+    ex.carry_out_swap(CAB, RIDER, &d.effects, t(2));
+    let d = s
+        .step(
+            &dev(DeviceEvent::BatteryRemoved {
+                slot: 4,
+                battery: Some(bat(4)),
+            }),
+            t(3),
+        )
+        .unwrap();
+    let r = ex.carry_out_swap(CAB, RIDER, &d.effects, t(3));
+    assert!(
+        r.iter().all(|c| matches!(c, Carried::Done | Carried::Host)),
+        "{r:?}"
+    );
+    // 4.50: agent-east fixed 0.20 then 20 % of 4.30 = 0.86 -> 1.06; store 10 % of 4.30 = 0.43
+    assert_eq!(balance(&ex, "7:wallet"), m("15.50"));
+    assert_eq!(balance(&ex, "agent-east:revenue"), m("1.06"));
+    assert_eq!(balance(&ex, "store-east-1:revenue"), m("0.43"));
+    assert_eq!(balance(&ex, "platform:revenue"), m("3.01"));
+    assert!(balanced(&ex));
+    // carrying out the same effects again changes nothing
+    let len = ex.money().unwrap().ledger.len();
+    let r = ex.carry_out_swap(CAB, RIDER, &d.effects, t(4));
+    assert!(
+        r.iter()
+            .all(|c| matches!(c, Carried::Duplicate | Carried::Host)),
+        "{r:?}"
+    );
+    assert_eq!(ex.money().unwrap().ledger.len(), len);
+    // an operator refund gives the rider the money back and reverses the shares
+    let d = s
+        .step(
+            &SwapInput::Refund {
+                operator: "fin".into(),
+                reason: "complaint".into(),
+            },
+            t(5),
+        )
+        .unwrap();
+    let r = ex.carry_out_swap(CAB, RIDER, &d.effects, t(5));
+    assert!(
+        r.iter().all(|c| matches!(c, Carried::Done | Carried::Host)),
+        "{r:?}"
+    );
+    assert_eq!(balance(&ex, "7:wallet"), m("20.00"));
+    assert_eq!(balance(&ex, "agent-east:revenue"), m("0.00"));
+    assert_eq!(balance(&ex, "platform:revenue"), m("0.00"));
+    assert!(balanced(&ex));
+}
+
+#[test]
+fn a_package_swap_recognises_its_value_from_the_liability() {
+    let mut ex = money_executor();
+    swap_once(&mut ex, 1001, 10, true);
+    // 150 liability - 5.00 recognised; revenue 5.00 shared: agent 0.20 + 20 % of 4.80 = 0.96 -> 1.16; store 0.48
+    assert_eq!(balance(&ex, "pkg-42:liability"), m("145.00"));
+    assert_eq!(balance(&ex, "agent-east:revenue"), m("1.16"));
+    assert_eq!(balance(&ex, "store-east-1:revenue"), m("0.48"));
+    assert_eq!(balance(&ex, "platform:revenue"), m("3.36"));
+    assert!(balanced(&ex));
+}
+
+#[test]
+fn a_failed_wallet_swap_releases_the_hold() {
+    let mut ex = money_executor();
+    let mut s = SwapSession::new();
+    let mut req = request(Payment::Wallet {
+        price: m("4.50"),
+        available: m("20.00"),
+    });
+    req.rider_facts.battery = Some(bat(1));
+    for (i, at) in [(SwapInput::Start(Box::new(req)), 1), (SwapInput::Tick, 200)] {
+        let d = s.step(&i, t(at)).unwrap();
+        let r = ex.carry_out_swap(CAB, RIDER, &d.effects, t(at));
+        assert!(
+            r.iter().all(|c| matches!(c, Carried::Done | Carried::Host)),
+            "{r:?}"
+        );
+    }
+    let w = ex
+        .money()
+        .unwrap()
+        .wallets
+        .balance(&Key::new("7").unwrap(), &ex.money().unwrap().ledger, t(300))
+        .unwrap();
+    assert_eq!((w.paid, w.paid_available), (m("20.00"), m("20.00")));
+    assert_eq!(balance(&ex, "platform:revenue"), m("0.00"));
+    assert!(balanced(&ex));
 }
