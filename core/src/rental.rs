@@ -154,6 +154,18 @@ pub enum RentalReason {
     DeclaredLost,
 }
 
+/// What a deposit deduction is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deduction {
+    /// Unpaid fees (overdue, freeze).
+    Fees,
+    /// Damage found at the inspection (with any fees).
+    Damage,
+    /// A lost battery, or a default.
+    Loss,
+}
+
 /// Kinds of rider notices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -190,6 +202,8 @@ pub enum RentalEffect {
         order: u64,
         /// The amount.
         amount: Money,
+        /// What for.
+        reason: Deduction,
     },
     /// Refund (part of) the deposit to the rider.
     RefundDeposit {
@@ -204,6 +218,8 @@ pub enum RentalEffect {
         order: u64,
         /// The amount.
         amount: Money,
+        /// What for.
+        reason: Deduction,
     },
     /// Void the whole credit hold.
     VoidCreditHold {
@@ -804,7 +820,7 @@ impl Rental {
                     Some(f) => due.checked_add(f).map_err(|e| invalid("fee", e))?,
                     None => due,
                 };
-                let outcome = self.settle(&mut out, total, false)?;
+                let outcome = self.settle(&mut out, total, false, matches!(result, Inspection::Damaged { .. }))?;
                 out.events.push(RentalEvent::Closed { outcome, at: now });
                 self.notify(&mut out, RentalNotice::Closed);
             }
@@ -814,7 +830,7 @@ impl Rental {
                     out.events.push(RentalEvent::WrittenOff);
                 }
                 let due = self.fees_due.ok_or(RentalError::NotStarted)?;
-                let outcome = self.settle(&mut out, due, true)?;
+                let outcome = self.settle(&mut out, due, true, false)?;
                 out.events.push(RentalEvent::Closed { outcome, at: now });
                 self.notify(&mut out, RentalNotice::Closed);
             }
@@ -885,8 +901,16 @@ impl Rental {
         out: &mut Out,
         total: Money,
         lost: bool,
+        damaged: bool,
     ) -> Result<RentalOutcome, RentalError> {
         let r = self.req()?;
+        let reason = if lost {
+            Deduction::Loss
+        } else if damaged {
+            Deduction::Damage
+        } else {
+            Deduction::Fees
+        };
         let order = r.order;
         let deposit = r.terms.deposit;
         let err = |e| invalid("fees", e);
@@ -908,6 +932,7 @@ impl Rental {
                     out.effects.push(RentalEffect::DeductDeposit {
                         order,
                         amount: take,
+                        reason,
                     });
                 }
                 if rest.is_positive() {
@@ -922,6 +947,7 @@ impl Rental {
                     out.effects.push(RentalEffect::CaptureCreditHold {
                         order,
                         amount: take,
+                        reason,
                     });
                 } else if deposit.is_positive() {
                     out.effects.push(RentalEffect::VoidCreditHold { order });
@@ -974,7 +1000,7 @@ impl Rental {
                     .map_err(|e| invalid("overdue fee", e))?;
                 let due = self.fees_due.ok_or(RentalError::NotStarted)?;
                 let total = due.checked_add(fee).map_err(|e| invalid("fees", e))?;
-                let outcome = self.settle(out, total, true)?;
+                let outcome = self.settle(out, total, true, false)?;
                 out.effects.push(RentalEffect::RaiseAlert {
                     order: r.order,
                     battery: self.battery,

@@ -234,7 +234,8 @@ fn overdue_fee_per_started_day_after_grace() {
     // 15 + 20 = 35 deducted, 265 refunded
     assert!(d.effects.contains(&RentalEffect::DeductDeposit {
         order: 500,
-        amount: m("35.00")
+        amount: m("35.00"),
+        reason: Deduction::Damage
     }));
     assert!(d.effects.contains(&RentalEffect::RefundDeposit {
         order: 500,
@@ -276,7 +277,8 @@ fn freeze_stops_the_clock_and_costs_per_started_day() {
     let d = r.go(RentalInput::Inspect(Inspection::Fine), 100);
     assert!(d.effects.contains(&RentalEffect::DeductDeposit {
         order: 500,
-        amount: m("3.00")
+        amount: m("3.00"),
+        reason: Deduction::Fees
     }));
 }
 
@@ -309,7 +311,8 @@ fn lost_battery_captures_the_deposit() {
     let d = r.go(RentalInput::DeclareLost, 50);
     assert!(d.effects.contains(&RentalEffect::CaptureCreditHold {
         order: 500,
-        amount: m("300.00")
+        amount: m("300.00"),
+        reason: Deduction::Loss
     }));
     assert_eq!(r.book.location(bat(1)), Some(&Location::Retired));
     assert_eq!(
@@ -329,7 +332,8 @@ fn overdue_past_the_limit_defaults() {
     // 30 started days x ¥5 = ¥150 <= deposit; the whole deposit is captured
     assert!(d.effects.contains(&RentalEffect::DeductDeposit {
         order: 500,
-        amount: m("300.00")
+        amount: m("300.00"),
+        reason: Deduction::Loss
     }));
     assert!(
         d.effects
@@ -350,7 +354,8 @@ fn fees_above_the_deposit_are_charged_to_the_wallet() {
     );
     assert!(d.effects.contains(&RentalEffect::DeductDeposit {
         order: 500,
-        amount: m("300.00")
+        amount: m("300.00"),
+        reason: Deduction::Damage
     }));
     assert!(d.effects.contains(&RentalEffect::ChargeWallet {
         order: 500,
