@@ -40,10 +40,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::charging::ChargingEffect;
 use crate::custody::{CabinetId, Custody, CustodyError, MoveRequest, RiderId, Timestamp};
+use crate::deposit::{DeductReason, DepositError, DepositOp, DepositStatus, Deposits};
 use crate::ledger::{AccountKind, Command as LedgerCommand, Key, Ledger, LedgerError, NewAccount};
 use crate::money::Money;
 use crate::org::{AssetKind, Org, OrgError};
 use crate::package::{Command as PackageCommand, Package, PackageError};
+use crate::rental::Deduction;
 use crate::rental::RentalEffect;
 use crate::settlement::{
     ProductType, RevenueOrder, RevenueRules, SettlementError, SplitResult, split,
@@ -101,6 +103,14 @@ pub enum ExecutorError {
         /// Why.
         error: Box<WalletError>,
     },
+    /// The deposit module refused an operation.
+    #[error("deposit refused {what}: {error}")]
+    Deposit {
+        /// The operation.
+        what: String,
+        /// Why.
+        error: Box<DepositError>,
+    },
     /// The org could not place the cabinet.
     #[error("cabinet {cabinet} has no owner node: {error}")]
     Org {
@@ -149,6 +159,13 @@ pub struct ExecutorConfig {
     /// The platform revenue account (default `platform:revenue`).
     #[serde(default = "default_revenue")]
     pub revenue_account: String,
+    /// The credit line deposit waivers are held on (default `platform:credit_line`).
+    #[serde(default = "default_credit_line")]
+    pub credit_line_account: String,
+}
+
+fn default_credit_line() -> String {
+    "platform:credit_line".into()
 }
 
 fn default_revenue() -> String {
@@ -162,6 +179,8 @@ pub struct MoneyBooks {
     pub ledger: Ledger,
     /// The rider wallets.
     pub wallets: Wallets,
+    /// The rental deposits and waivers.
+    pub deposits: Deposits,
 }
 
 /// Carries out effects; owns the custody book, the loaded packages, the
@@ -193,10 +212,232 @@ impl Executor {
         }
     }
 
-    /// Attaches the ledger and wallets: money effects are then posted.
-    pub fn with_money(mut self, ledger: Ledger, wallets: Wallets) -> Executor {
-        self.money = Some(MoneyBooks { ledger, wallets });
+    /// Attaches the ledger, wallets and deposits: money effects are then
+    /// posted.
+    pub fn with_money(mut self, ledger: Ledger, wallets: Wallets, deposits: Deposits) -> Executor {
+        self.money = Some(MoneyBooks {
+            ledger,
+            wallets,
+            deposits,
+        });
         self
+    }
+
+    fn deposit_status(&self, deposit: &str) -> Option<DepositStatus> {
+        let books = self.money.as_ref()?;
+        let k = Key::new(deposit).ok()?;
+        books.deposits.deposit(&k).map(|d| d.status)
+    }
+
+    /// Applies a deposit op; `Duplicate` when the op id was applied before.
+    fn deposit_op(
+        &mut self,
+        op_id: &str,
+        op: impl FnOnce() -> Result<DepositOp, ExecutorError>,
+        now: Timestamp,
+    ) -> Carried {
+        let Some(books) = self.money.as_mut() else {
+            return Carried::Host;
+        };
+        let run = || -> Result<bool, ExecutorError> {
+            let id = Executor::key("deposit op id", op_id)?;
+            let op = op()?;
+            let key = match &op {
+                DepositOp::Pay { deposit, .. }
+                | DepositOp::Waive { deposit, .. }
+                | DepositOp::StartRental { deposit, .. }
+                | DepositOp::EndRental { deposit }
+                | DepositOp::Deduct { deposit, .. }
+                | DepositOp::ApplyRefund { deposit }
+                | DepositOp::ReviewRefund { deposit, .. }
+                | DepositOp::ConfirmRefund { deposit } => *deposit,
+            };
+            let before = books.deposits.deposit(&key).cloned();
+            let len = books.ledger.len();
+            books
+                .deposits
+                .apply(id, &op, &mut books.ledger, now)
+                .map_err(|error| ExecutorError::Deposit {
+                    what: op_id.into(),
+                    error: Box::new(error),
+                })?;
+            Ok(books.deposits.deposit(&key) != before.as_ref() || books.ledger.len() != len)
+        };
+        match run() {
+            Ok(true) => Carried::Done,
+            Ok(false) => Carried::Duplicate,
+            Err(error) => Carried::Failed { error },
+        }
+    }
+
+    fn rental_effect(&mut self, rider: RiderId, e: &RentalEffect, now: Timestamp) -> Carried {
+        let dep = |order: &u64| format!("rt{order}");
+        let rider_key = || Executor::key("rider", &rider.0.to_string());
+        let reason = |r: &Deduction| match r {
+            Deduction::Fees => DeductReason::UnpaidFees,
+            Deduction::Damage => DeductReason::Damage,
+            Deduction::Loss => DeductReason::Loss,
+        };
+        match e {
+            RentalEffect::CustodyMove(m) => {
+                let r = self.custody_move(m, now);
+                // the battery handed over: the deposit now backs a rental
+                if let (
+                    crate::custody::Cause::Rental { order },
+                    crate::custody::Location::Rider { .. },
+                ) = (&m.cause, &m.to)
+                {
+                    if self.deposit_status(&dep(order)) == Some(DepositStatus::Held) {
+                        let d = dep(order);
+                        let s = self.deposit_op(
+                            &format!("{d}.start"),
+                            || {
+                                Ok(DepositOp::StartRental {
+                                    deposit: Executor::key("deposit", &d)?,
+                                    rental: Executor::key("rental", &d)?,
+                                })
+                            },
+                            now,
+                        );
+                        if let Carried::Failed { .. } = s {
+                            return s;
+                        }
+                    }
+                }
+                r
+            }
+            RentalEffect::CollectDeposit { order, amount } => {
+                let d = dep(order);
+                self.deposit_op(
+                    &format!("{d}.pay"),
+                    || {
+                        Ok(DepositOp::Pay {
+                            deposit: Executor::key("deposit", &d)?,
+                            rider: rider_key()?,
+                            amount: *amount,
+                        })
+                    },
+                    now,
+                )
+            }
+            RentalEffect::PlaceCreditHold { order, amount } => {
+                let d = dep(order);
+                let line = self.config.credit_line_account.clone();
+                self.deposit_op(
+                    &format!("{d}.waive"),
+                    || {
+                        Ok(DepositOp::Waive {
+                            deposit: Executor::key("deposit", &d)?,
+                            rider: rider_key()?,
+                            amount: *amount,
+                            credit_line: Executor::key("credit line", &line)?,
+                            expires_at: None,
+                        })
+                    },
+                    now,
+                )
+            }
+            RentalEffect::DeductDeposit {
+                order,
+                amount,
+                reason: why,
+            }
+            | RentalEffect::CaptureCreditHold {
+                order,
+                amount,
+                reason: why,
+            } => {
+                let d = dep(order);
+                let r = self.deposit_op(
+                    &format!("{d}.deduct"),
+                    || {
+                        Ok(DepositOp::Deduct {
+                            deposit: Executor::key("deposit", &d)?,
+                            amount: *amount,
+                            reason: reason(why),
+                        })
+                    },
+                    now,
+                );
+                // a paid deposit's rental ends with the settlement
+                if matches!(r, Carried::Done)
+                    && self.deposit_status(&d) == Some(DepositStatus::Rented)
+                {
+                    let e = self.deposit_op(
+                        &format!("{d}.end"),
+                        || {
+                            Ok(DepositOp::EndRental {
+                                deposit: Executor::key("deposit", &d)?,
+                            })
+                        },
+                        now,
+                    );
+                    if let Carried::Failed { .. } = e {
+                        return e;
+                    }
+                }
+                r
+            }
+            RentalEffect::RefundDeposit { order, .. } => {
+                let d = dep(order);
+                if self.deposit_status(&d) == Some(DepositStatus::Rented) {
+                    let e = self.deposit_op(
+                        &format!("{d}.end"),
+                        || {
+                            Ok(DepositOp::EndRental {
+                                deposit: Executor::key("deposit", &d)?,
+                            })
+                        },
+                        now,
+                    );
+                    if let Carried::Failed { .. } = e {
+                        return e;
+                    }
+                }
+                // the refund is requested here; finance reviews and pays it
+                // out (DepositOp::ReviewRefund / ConfirmRefund) as the host's work
+                self.deposit_op(
+                    &format!("{d}.refund"),
+                    || {
+                        Ok(DepositOp::ApplyRefund {
+                            deposit: Executor::key("deposit", &d)?,
+                        })
+                    },
+                    now,
+                )
+            }
+            RentalEffect::VoidCreditHold { order } => {
+                let d = dep(order);
+                self.deposit_op(
+                    &format!("{d}.end"),
+                    || {
+                        Ok(DepositOp::EndRental {
+                            deposit: Executor::key("deposit", &d)?,
+                        })
+                    },
+                    now,
+                )
+            }
+            RentalEffect::ChargeWallet { order, amount } => {
+                let revenue = self.config.revenue_account.clone();
+                let o = format!("rt{order}.fees");
+                self.wallet_op(
+                    &format!("rt{order}.pay"),
+                    || {
+                        Ok(WalletOp::Pay {
+                            rider: rider_key()?,
+                            order: Executor::key("order", &o)?,
+                            amount: *amount,
+                            credit_account: Executor::key("revenue account", &revenue)?,
+                            code: Executor::key("code", "rental_fee")?,
+                            source: PaymentSource::Wallet,
+                        })
+                    },
+                    now,
+                )
+            }
+            RentalEffect::NotifyRider { .. } | RentalEffect::RaiseAlert { .. } => Carried::Host,
+        }
     }
 
     /// The money books, if attached.
@@ -699,13 +940,23 @@ impl Executor {
             .collect()
     }
 
-    /// Carries out a rental decision's effects, in order.
-    pub fn carry_out_rental(&mut self, effects: &[RentalEffect], now: Timestamp) -> Vec<Carried> {
+    /// Carries out a rental decision's effects, in order, for its rider.
+    /// The deposit of rental order `N` is deposit `rtN`; it starts backing
+    /// the rental when the battery is handed over, a deduction at close ends
+    /// the rental, and a refund is *requested* (finance approves and pays it
+    /// out through the deposit module).
+    pub fn carry_out_rental(
+        &mut self,
+        rider: RiderId,
+        effects: &[RentalEffect],
+        now: Timestamp,
+    ) -> Vec<Carried> {
         effects
             .iter()
-            .map(|e| match e {
-                RentalEffect::CustodyMove(m) => self.custody_move(m, now),
-                _ => Carried::Host,
+            .map(|e| match (e, self.money.is_some()) {
+                (RentalEffect::CustodyMove(m), false) => self.custody_move(m, now),
+                (_, false) => Carried::Host,
+                (e, true) => self.rental_effect(rider, e, now),
             })
             .collect()
     }

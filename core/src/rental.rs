@@ -820,7 +820,12 @@ impl Rental {
                     Some(f) => due.checked_add(f).map_err(|e| invalid("fee", e))?,
                     None => due,
                 };
-                let outcome = self.settle(&mut out, total, false, matches!(result, Inspection::Damaged { .. }))?;
+                let outcome = self.settle(
+                    &mut out,
+                    total,
+                    false,
+                    matches!(result, Inspection::Damaged { .. }),
+                )?;
                 out.events.push(RentalEvent::Closed { outcome, at: now });
                 self.notify(&mut out, RentalNotice::Closed);
             }

@@ -64,6 +64,7 @@ pub(crate) fn config() -> ExecutorConfig {
         rules: rules(),
         org: Some(org()),
         revenue_account: "platform:revenue".into(),
+        credit_line_account: "platform:credit_line".into(),
     }
 }
 
@@ -332,21 +333,28 @@ proptest! {
 
 // ----- wired to the ledger and wallets ---------------------------------------
 
+use crate::deposit::{DepositConfig, Deposits};
 use crate::ledger::{AccountKind as Kind, Key, Ledger, NewAccount as Acct};
 use crate::wallet::{PaymentSource, WalletConfig, WalletOp, Wallets};
 
 pub(crate) fn money_executor() -> Executor {
-    let (ledger, wallets) = books();
-    executor().with_money(ledger, wallets)
+    let (ledger, wallets, deposits) = books();
+    executor().with_money(ledger, wallets, deposits)
 }
 
 /// A ledger with the platform accounts, rider 7's wallet topped up with
 /// 20.00, and pkg-42's liability holding its 150.00 purchase.
-pub(crate) fn books() -> (Ledger, Wallets) {
+pub(crate) fn books() -> (Ledger, Wallets, Deposits) {
     let now = t(0);
     let mut ledger = Ledger::new();
     let mut wallets = Wallets::new(WalletConfig::standard());
     wallets.create_platform_accounts(&mut ledger, now).unwrap();
+    ledger
+        .create_account(
+            &Acct::new(Key::new("platform:credit_line").unwrap(), Kind::CreditLine),
+            now,
+        )
+        .unwrap();
     ledger
         .create_account(
             &Acct::new(Key::new("platform:revenue").unwrap(), Kind::PlatformRevenue),
@@ -403,7 +411,7 @@ pub(crate) fn books() -> (Ledger, Wallets) {
             now,
         )
         .unwrap();
-    (ledger, wallets)
+    (ledger, wallets, Deposits::new(DepositConfig::standard()))
 }
 
 pub(crate) fn balance(ex: &Executor, account: &str) -> Money {
@@ -542,4 +550,189 @@ fn a_failed_wallet_swap_releases_the_hold() {
     assert_eq!((w.paid, w.paid_available), (m("20.00"), m("20.00")));
     assert_eq!(balance(&ex, "platform:revenue"), m("0.00"));
     assert!(balanced(&ex));
+}
+
+// ----- rentals: deposits and waivers -----------------------------------------
+
+mod rentals {
+    use super::*;
+    use crate::rental::{DepositMode, Inspection, Rental, RentalInput, RentalRequest, RentalTerms};
+
+    fn start(mode: DepositMode) -> (Executor, Rental) {
+        let mut ex = money_executor();
+        // a rental battery waits at slot 7 of the cabinet
+        let mut book = ex.custody().clone();
+        book.record(
+            MoveRequest::register(
+                MoveId::new(0, 9),
+                bat(9),
+                Location::Slot {
+                    cabinet: CAB,
+                    slot: 7,
+                },
+            ),
+            t(0),
+        )
+        .unwrap();
+        ex.custody = book;
+        let req = RentalRequest {
+            order: 500,
+            rider: RIDER,
+            identity_verified: true,
+            terms: RentalTerms {
+                package: 77,
+                days: 30,
+                deposit: m("300.00"),
+                overdue_daily_fee: m("5.00"),
+                grace_hours: 24,
+                freeze_daily_fee: m("1.00"),
+                expiring_notice_hours: 48,
+                default_after_days: 30,
+            },
+            deposit_mode: mode,
+        };
+        let mut r = Rental::new();
+        let mut go = |ex: &mut Executor, r: &mut Rental, i: RentalInput, at: i64| {
+            let d = r.step(&i, t(at)).unwrap();
+            let c = ex.carry_out_rental(RIDER, &d.effects, t(at));
+            assert!(
+                c.iter().all(|c| !matches!(c, Carried::Failed { .. })),
+                "{c:?}"
+            );
+            c
+        };
+        go(&mut ex, &mut r, RentalInput::Start(req), 0);
+        go(&mut ex, &mut r, RentalInput::DepositSecured, 1);
+        go(
+            &mut ex,
+            &mut r,
+            RentalInput::Issue {
+                battery: bat(9),
+                from: Location::Slot {
+                    cabinet: CAB,
+                    slot: 7,
+                },
+            },
+            2,
+        );
+        (ex, r)
+    }
+
+    #[test]
+    fn paid_deposit_damage_is_deducted_and_the_rest_requested_back() {
+        let (mut ex, mut r) = start(DepositMode::Paid);
+        assert_eq!(balance(&ex, "7:deposit"), m("300.00"));
+        assert_eq!(
+            ex.money()
+                .unwrap()
+                .deposits
+                .deposit(&Key::new("rt500").unwrap())
+                .unwrap()
+                .status,
+            DepositStatus::Rented
+        );
+        let ret = RentalInput::Return {
+            to: Location::Slot {
+                cabinet: CAB,
+                slot: 7,
+            },
+        };
+        let d = r.step(&ret, t(10)).unwrap();
+        ex.carry_out_rental(RIDER, &d.effects, t(10));
+        let d = r
+            .step(
+                &RentalInput::Inspect(Inspection::Damaged { fee: m("45.50") }),
+                t(11),
+            )
+            .unwrap();
+        let c = ex.carry_out_rental(RIDER, &d.effects, t(11));
+        assert!(
+            c.iter().all(|c| matches!(c, Carried::Done | Carried::Host)),
+            "{c:?}"
+        );
+        // 45.50 to revenue; the remaining 254.50 waits for finance's review
+        assert_eq!(balance(&ex, "platform:revenue"), m("45.50"));
+        assert_eq!(balance(&ex, "7:deposit"), m("254.50"));
+        assert_eq!(
+            ex.money()
+                .unwrap()
+                .deposits
+                .deposit(&Key::new("rt500").unwrap())
+                .unwrap()
+                .status,
+            DepositStatus::RefundRequested
+        );
+        assert!(balanced(&ex));
+        // carried out again: nothing changes
+        let c = ex.carry_out_rental(RIDER, &d.effects, t(12));
+        assert!(
+            c.iter()
+                .all(|c| matches!(c, Carried::Duplicate | Carried::Host)),
+            "{c:?}"
+        );
+        assert_eq!(
+            ex.custody().location(bat(9)),
+            Some(&Location::Slot {
+                cabinet: CAB,
+                slot: 7
+            })
+        );
+    }
+
+    #[test]
+    fn waived_deposit_is_captured_for_a_loss() {
+        let (mut ex, mut r) = start(DepositMode::CreditWaiver);
+        let d = r.step(&RentalInput::DeclareLost, t(20)).unwrap();
+        let c = ex.carry_out_rental(RIDER, &d.effects, t(20));
+        assert!(
+            c.iter().all(|c| matches!(c, Carried::Done | Carried::Host)),
+            "{c:?}"
+        );
+        assert_eq!(balance(&ex, "platform:revenue"), m("300.00"));
+        assert_eq!(
+            ex.money()
+                .unwrap()
+                .deposits
+                .deposit(&Key::new("rt500").unwrap())
+                .unwrap()
+                .status,
+            DepositStatus::Captured
+        );
+        assert_eq!(ex.custody().location(bat(9)), Some(&Location::Retired));
+        assert!(balanced(&ex));
+    }
+
+    #[test]
+    fn waived_deposit_is_released_at_a_clean_return() {
+        let (mut ex, mut r) = start(DepositMode::CreditWaiver);
+        for (i, at) in [
+            (
+                RentalInput::Return {
+                    to: Location::Store {
+                        store: crate::custody::StoreId(3),
+                    },
+                },
+                30,
+            ),
+            (RentalInput::Inspect(Inspection::Fine), 31),
+        ] {
+            let d = r.step(&i, t(at)).unwrap();
+            let c = ex.carry_out_rental(RIDER, &d.effects, t(at));
+            assert!(
+                c.iter().all(|c| matches!(c, Carried::Done | Carried::Host)),
+                "{c:?}"
+            );
+        }
+        assert_eq!(
+            ex.money()
+                .unwrap()
+                .deposits
+                .deposit(&Key::new("rt500").unwrap())
+                .unwrap()
+                .status,
+            DepositStatus::Released
+        );
+        assert!(ex.money().unwrap().ledger.open_holds().is_empty());
+        assert!(balanced(&ex));
+    }
 }

@@ -146,8 +146,8 @@ impl World {
         reg(&mut book, bat(1), Location::Rider { rider: RIDER });
         // a battery of another rider that our rider happens to carry
         reg(&mut book, bat(9), Location::Rider { rider: RiderId(99) });
-        let (ledger, wallets) = books();
-        let mut ex = Executor::new(config(), book).with_money(ledger, wallets);
+        let (ledger, wallets, deposits) = books();
+        let mut ex = Executor::new(config(), book).with_money(ledger, wallets, deposits);
         add_pkg42(&mut ex);
         let mut w = World {
             with_seq,
