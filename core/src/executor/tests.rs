@@ -592,7 +592,7 @@ mod rentals {
             deposit_mode: mode,
         };
         let mut r = Rental::new();
-        let mut go = |ex: &mut Executor, r: &mut Rental, i: RentalInput, at: i64| {
+        let go = |ex: &mut Executor, r: &mut Rental, i: RentalInput, at: i64| {
             let d = r.step(&i, t(at)).unwrap();
             let c = ex.carry_out_rental(RIDER, &d.effects, t(at));
             assert!(
