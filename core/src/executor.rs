@@ -378,6 +378,11 @@ impl Executor {
                 }
                 r
             }
+            RentalEffect::RefundDeposit { order, .. } | RentalEffect::VoidCreditHold { order }
+                if self.deposit_status(&dep(order)).is_none() =>
+            {
+                Carried::Duplicate // nothing was ever secured: nothing to release
+            }
             RentalEffect::RefundDeposit { order, .. } => {
                 let d = dep(order);
                 if self.deposit_status(&d) == Some(DepositStatus::Rented) {

@@ -703,9 +703,10 @@ impl Rental {
                 })
             }
             (RentalInput::Cancel, P::AwaitingDeposit | P::AwaitingIssue) => {
-                if self.phase == P::AwaitingIssue {
-                    self.release_deposit(&mut out)?;
-                }
+                // Release whatever was secured: while awaiting the deposit
+                // the host may already have collected it (releasing a deposit
+                // that never came is a no-op for the host).
+                self.release_deposit(&mut out)?;
                 out.events.push(RentalEvent::Cancelled {
                     reason: RentalReason::CancelledByRider,
                 });

@@ -448,3 +448,60 @@ proptest! {
         prop_assert_eq!(r.r.phase(), RentalPhase::Closed);
     }
 }
+
+proptest! {
+    /// The same random lives with every effect carried out by the executor
+    /// on a ledger with wallets and deposits: custody and deposit operations
+    /// never fail (only a wallet too poor for fees above the deposit may
+    /// refuse a charge), the ledger balances after every step, and a closed
+    /// rental leaves no open credit hold.
+    #[test]
+    fn random_rentals_on_the_ledger(ops in proptest::collection::vec((0u8..12, 1i64..400), 0..30), waiver in any::<bool>()) {
+        use crate::executor::tests::{balanced, books, config};
+        use crate::executor::{Carried, Executor, ExecutorError};
+        let mut book = Custody::new();
+        book.record(MoveRequest::register(MoveId::new(0, 1), bat(1), store()), t(0)).unwrap();
+        book.record(MoveRequest::register(MoveId::new(0, 2), bat(2), slot()), t(0)).unwrap();
+        let (ledger, wallets, deposits) = books();
+        let mut ex = Executor::new(config(), book).with_money(ledger, wallets, deposits);
+        let mut r = Rental::new();
+        let mode = if waiver { DepositMode::CreditWaiver } else { DepositMode::Paid };
+        let mut inputs = vec![(RentalInput::Start(request(mode)), 0)];
+        let mut h = 0;
+        for (o, dt) in ops {
+            h += dt;
+            inputs.push((match o {
+                0 => RentalInput::DepositSecured,
+                1 => RentalInput::Issue { battery: bat(1), from: store() },
+                2 => RentalInput::Renew { days: 3 },
+                3 => RentalInput::Freeze,
+                4 => RentalInput::Unfreeze,
+                5 => RentalInput::Return { to: store() },
+                6 => RentalInput::Inspect(Inspection::Damaged { fee: m("12.34") }),
+                7 => RentalInput::Replace { battery: bat(2), from: slot(), old_to: Location::Maintenance { work_order: 1 } },
+                8 => RentalInput::DeclareLost,
+                9 => RentalInput::Cancel,
+                _ => RentalInput::Tick,
+            }, h));
+        }
+        for i in [RentalInput::DepositSecured, RentalInput::Unfreeze, RentalInput::Return { to: store() }, RentalInput::Inspect(Inspection::Fine), RentalInput::Cancel] {
+            inputs.push((i, h));
+        }
+        for (i, at) in inputs {
+            if let Ok(d) = r.step(&i, t(at)) {
+                let carried = ex.carry_out_rental(RiderId(7), &d.effects, t(at));
+                for (e, c) in d.effects.iter().zip(&carried) {
+                    let poor = matches!(
+                        (e, c),
+                        (RentalEffect::ChargeWallet { .. }, Carried::Failed { error: ExecutorError::Wallet { .. } })
+                    );
+                    prop_assert!(poor || !matches!(c, Carried::Failed { .. }), "{:?}: {:?}", e, c);
+                }
+            }
+            prop_assert!(balanced(&ex));
+            prop_assert_eq!(ex.custody().battery_count(), 2);
+        }
+        prop_assert_eq!(r.phase(), RentalPhase::Closed);
+        prop_assert!(ex.money().unwrap().ledger.open_holds().is_empty());
+    }
+}
