@@ -1604,3 +1604,83 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod ledger_tests {
+    use super::*;
+    use crate::custody::Custody;
+    use crate::executor::tests::{balance, balanced, books, config};
+    use crate::executor::{Carried, Executor};
+    use chrono::{TimeZone, Utc};
+
+    fn t(s: i64) -> Timestamp {
+        Utc.with_ymd_and_hms(2025, 3, 1, 20, 0, 0).unwrap() + Duration::seconds(s)
+    }
+
+    proptest::proptest! {
+        /// Random charging sessions paid from the wallet, every effect
+        /// carried out on the ledger: nothing fails, the ledger balances
+        /// after every step, and at the end the hold is gone and the wallet
+        /// paid exactly the settled amount.
+        #[test]
+        fn wallet_sessions_on_the_ledger(ops in proptest::collection::vec(0u8..10, 0..30)) {
+            let (ledger, wallets, deposits) = books();
+            let mut ex = Executor::new(config(), Custody::new()).with_money(ledger, wallets, deposits);
+            let mut s = ChargingSession::new();
+            let rider = RiderId(7);
+            let hold: Money = "20.00".parse().unwrap();
+            let mut inputs = vec![ChargingInput::Start(ChargingRequest {
+                order: 9,
+                rider,
+                point: ChargePoint::Pile { pile: 30_001, connector: 1 },
+                point_online: true,
+                point_busy: false,
+                auth: Authorization::Wallet { hold, available: hold },
+                policy: ChargingPolicy::default(),
+            })];
+            let mut energy = 0;
+            for o in ops {
+                inputs.push(match o {
+                    0 => ChargingInput::Device(ChargerEvent::Started),
+                    1 => ChargingInput::Device(ChargerEvent::StartFailed),
+                    2 | 3 => { energy += 250; ChargingInput::Device(ChargerEvent::Meter { energy_wh: energy }) }
+                    4 => ChargingInput::Device(ChargerEvent::Stopped { reason: StopReason::Full, energy_wh: energy }),
+                    5 => ChargingInput::Stop { by: StopReason::Rider },
+                    6 => ChargingInput::Priced { amount: "1.23".parse().unwrap() },
+                    7 => ChargingInput::Device(ChargerEvent::Offline),
+                    8 => ChargingInput::Refund { operator: "fin".into(), reason: "r".into() },
+                    _ => ChargingInput::Tick,
+                });
+            }
+            let mut now = 0;
+            let mut step = |s: &mut ChargingSession, ex: &mut Executor, i: &ChargingInput, now: i64| -> Result<(), proptest::test_runner::TestCaseError> {
+                if let Ok(d) = s.step(i, t(now)) {
+                    let c = ex.carry_out_charging(None, rider, &d.effects, t(now));
+                    proptest::prop_assert!(c.iter().all(|c| !matches!(c, Carried::Failed { .. })), "{:?} -> {:?}", d.effects, c);
+                }
+                proptest::prop_assert!(balanced(ex));
+                Ok(())
+            };
+            for i in &inputs {
+                now += 400;
+                step(&mut s, &mut ex, i, now)?;
+            }
+            for _ in 0..6 {
+                if s.phase() == ChargingPhase::Pricing {
+                    step(&mut s, &mut ex, &ChargingInput::Priced { amount: "1.23".parse().unwrap() }, now)?;
+                }
+                if let Some(dl) = s.next_deadline() {
+                    now = now.max((dl - t(0)).num_seconds());
+                    step(&mut s, &mut ex, &ChargingInput::Tick, now)?;
+                }
+            }
+            proptest::prop_assert!(s.is_finished());
+            proptest::prop_assert!(ex.money().unwrap().ledger.open_holds().is_empty());
+            let paid = match s.outcome() {
+                Some(ChargingOutcome::Settled { amount, .. }) if !s.refunded() => *amount,
+                _ => Money::zero(hold.currency()),
+            };
+            proptest::prop_assert_eq!(balance(&ex, "7:wallet"), hold.checked_sub(paid).unwrap());
+        }
+    }
+}
