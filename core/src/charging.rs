@@ -1653,7 +1653,7 @@ mod ledger_tests {
                 });
             }
             let mut now = 0;
-            let mut step = |s: &mut ChargingSession, ex: &mut Executor, i: &ChargingInput, now: i64| -> Result<(), proptest::test_runner::TestCaseError> {
+            let step = |s: &mut ChargingSession, ex: &mut Executor, i: &ChargingInput, now: i64| -> Result<(), proptest::test_runner::TestCaseError> {
                 if let Ok(d) = s.step(i, t(now)) {
                     let c = ex.carry_out_charging(None, rider, &d.effects, t(now));
                     proptest::prop_assert!(c.iter().all(|c| !matches!(c, Carried::Failed { .. })), "{:?} -> {:?}", d.effects, c);
