@@ -42,5 +42,5 @@ fi
 step "cargo test (workspace, all features)"
 cargo test --workspace --all-features --no-fail-fast
 
-step "benchmarks compile"
-cargo bench --workspace --no-run
+step "benchmarks run once each (criterion test mode, debug build)"
+cargo test --workspace --all-features --benches

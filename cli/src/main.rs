@@ -13,6 +13,7 @@ mod commerce;
 mod csp;
 mod device_no;
 mod flow;
+mod quote;
 mod util;
 
 /// chargeswap: pricing, device numbering and device protocols for two-wheeler
@@ -26,6 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Price a session under a tariff and print the itemised quote.
+    Quote(quote::QuoteArgs),
     /// Classify device numbers and allocate free ones (the numbering plan).
     #[command(name = "device-no", subcommand)]
     DeviceNo(device_no::DeviceNoCmd),
@@ -69,6 +72,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Quote(args) => match quote::run(args) {
+            Ok(text) => {
+                quote::print(&text);
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => Err(e),
+        },
         Command::DeviceNo(c) => device_no::run(c),
         Command::Flow(c) => flow::run_cmd(c),
         Command::Package(c) => commerce::run_package(c),

@@ -28,6 +28,7 @@
 //! - [`wallet`]: rider wallets (paid and gift credit) on the ledger.
 //! - [`deposit`]: deposits and deposit waivers on the ledger.
 //! - [`report`]: pure aggregations over the ledger's history.
+//! - [`tariff`]: the pricing engine: tariffs, session facts, itemised quotes.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -40,6 +41,7 @@ pub mod org;
 pub mod package;
 pub mod report;
 pub mod settlement;
+pub mod tariff;
 pub mod wallet;
 
 pub mod cabinet;
@@ -53,3 +55,4 @@ pub mod swap;
 
 pub use money::{Currency, Money, MoneyError, Rounding};
 pub use numbering::{DeviceClass, DeviceNo, DeviceNoAllocator, NumberingError};
+pub use tariff::{CompiledTariff, Quote, Session, Tariff, TariffError};

@@ -249,6 +249,70 @@ impl Rounding {
     pub fn round_decimal(self, value: Decimal, dp: u32) -> Decimal {
         value.round_dp_with_strategy(dp, self.strategy())
     }
+
+    /// Rounds the exact ratio `numerator / denominator` to an integer with
+    /// this rule, in integer arithmetic (no decimal approximation of the
+    /// quotient, so `7 × 0.30 / 60` rounds exactly). Agrees with
+    /// [`Rounding::round_decimal`] whenever the quotient is a decimal. `None`
+    /// for a zero denominator or on overflow.
+    ///
+    /// ```
+    /// use chargeswap_core::money::Rounding;
+    /// assert_eq!(Rounding::HalfUp.round_ratio(5, 10), Some(1));     // 0.5 → 1
+    /// assert_eq!(Rounding::HalfEven.round_ratio(5, 10), Some(0));   // 0.5 → 0
+    /// assert_eq!(Rounding::HalfEven.round_ratio(15, 10), Some(2));  // 1.5 → 2
+    /// assert_eq!(Rounding::Up.round_ratio(1, 3), Some(1));
+    /// assert_eq!(Rounding::Down.round_ratio(-5, 3), Some(-1));      // toward zero
+    /// assert_eq!(Rounding::HalfUp.round_ratio(-5, 10), Some(-1));   // away from zero
+    /// assert_eq!(Rounding::HalfUp.round_ratio(1, 0), None);
+    /// ```
+    pub fn round_ratio(self, numerator: i128, denominator: i128) -> Option<i128> {
+        let (n, d) = if denominator < 0 {
+            (numerator.checked_neg()?, denominator.checked_neg()?)
+        } else {
+            (numerator, denominator)
+        };
+        if d == 0 {
+            return None;
+        }
+        // Small values (the common case) divide in 64 bits, and by a constant
+        // for the usual denominators (powers of ten, and × 60 for per-hour
+        // prices of minutes), which compiles to a multiply instead of a divide.
+        let (q, r) = match (i64::try_from(n), i64::try_from(d)) {
+            (Ok(n), Ok(d)) => {
+                let (q, r) = div_small(n, d);
+                (i128::from(q), i128::from(r))
+            }
+            _ => (n / d, n % d),
+        };
+        if r == 0 {
+            return Some(q);
+        }
+        let away = if n < 0 { -1 } else { 1 };
+        let twice = r.unsigned_abs().checked_mul(2)?;
+        let d = d.unsigned_abs();
+        let bump = match self {
+            Rounding::Down => false,
+            Rounding::Up => true,
+            Rounding::HalfUp => twice >= d,
+            Rounding::HalfEven => twice > d || (twice == d && q % 2 != 0),
+        };
+        if bump { q.checked_add(away) } else { Some(q) }
+    }
+}
+
+/// `(n / d, n % d)` for `d > 0`, by a constant divisor when `d` is a common one.
+fn div_small(n: i64, d: i64) -> (i64, i64) {
+    macro_rules! by {
+        ($($c:literal)*) => {
+            match d {
+                $($c => (n / $c, n % $c),)*
+                _ => (n / d, n % d),
+            }
+        };
+    }
+    by!(10 100 1000 10000 100000 1000000 10000000 100000000
+        60 600 6000 60000 600000 6000000 60000000)
 }
 
 /// An exact amount of money in one currency, with at most [`MAX_SCALE`]
@@ -905,6 +969,34 @@ mod tests {
                 if w.is_zero() { prop_assert!(p.is_zero()); }
                 let exact = total.amount() * *w / wsum;
                 prop_assert!((p.amount() - exact).abs() < unit);
+            }
+        }
+
+        #[test]
+        fn round_ratio_agrees_with_round_decimal(n in -10_000_000_000_000i64..10_000_000_000_000, e in 0u32..9, dp in 0u32..4) {
+            // n / 10^e is a decimal: both ways of rounding it to dp places agree.
+            let d = Decimal::new(n, e);
+            for r in [Rounding::HalfUp, Rounding::HalfEven, Rounding::Up, Rounding::Down] {
+                let want = r.round_decimal(d, dp);
+                let (num, den) = if e >= dp {
+                    (i128::from(n), 10i128.pow(e - dp))
+                } else {
+                    (i128::from(n) * 10i128.pow(dp - e), 1)
+                };
+                let got = r.round_ratio(num, den).unwrap();
+                prop_assert_eq!(Decimal::from_i128_with_scale(got, dp), want);
+            }
+        }
+
+        #[test]
+        fn round_ratio_is_within_one_of_the_quotient(n in any::<i64>(), d in 1i64..1_000_000_000) {
+            for r in [Rounding::HalfUp, Rounding::HalfEven, Rounding::Up, Rounding::Down] {
+                let q = r.round_ratio(i128::from(n), i128::from(d)).unwrap();
+                let err = (q * i128::from(d) - i128::from(n)).abs();
+                prop_assert!(err < i128::from(d));
+                if matches!(r, Rounding::HalfUp | Rounding::HalfEven) {
+                    prop_assert!(2 * err <= i128::from(d));
+                }
             }
         }
 

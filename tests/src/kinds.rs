@@ -2,6 +2,7 @@
 
 use chargeswap_core::money::Money;
 use chargeswap_core::numbering::{DeviceClass, DeviceNo, DeviceNoAllocator};
+use chargeswap_core::tariff::{Session, Tariff};
 use chargeswap_core::{membership, org, package, settlement};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
@@ -163,6 +164,21 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
         "wallet.sequence" => ledger::wallet_sequence(v),
         "deposit.sequence" => ledger::deposit_sequence(v),
         "report.daily" => ledger::report_daily(v),
+        "pricing.quote" => {
+            #[derive(serde::Deserialize)]
+            struct In {
+                tariff: Tariff,
+                session: Session,
+            }
+            let i: In = input(v)?;
+            let t = i.tariff.compile().map_err(|e| error_json(&e))?;
+            out(&t.quote(&i.session).map_err(|e| error_json(&e))?)
+        }
+        "pricing.validate" => {
+            let t: Tariff = input(v)?;
+            t.validate().map_err(|e| error_json(&e))?;
+            Ok(json!({"valid": true}))
+        }
         other => Err(
             json!({"kind": "unknown_vector_kind", "message": format!("no evaluator for kind {other:?}")}),
         ),

@@ -1,0 +1,364 @@
+//! The output of quoting: [`Quote`], its [`QuoteLine`]s and [`Subtotals`].
+
+use std::sync::Arc;
+
+use chrono::NaiveDateTime;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::money::{Currency, Money, Rounding};
+
+/// An itemised price.
+///
+/// Invariants (checked by property tests):
+/// - `total` equals the sum of every line's `amount`, and the sum of every
+///   line's `net`, exactly;
+/// - every amount is a whole number of minor units (fen);
+/// - every charge line's `net` is zero or more: caps and discounts never push
+///   a line below zero;
+/// - each subtotal is the sum of the amounts of its lines, and the subtotals
+///   add up to `total`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    /// The id of the tariff that priced it.
+    pub tariff: Arc<str>,
+    /// The currency of every amount.
+    pub currency: Currency,
+    /// The rounding rule used at the rounding points.
+    pub rounding: Rounding,
+    /// What was priced.
+    pub service: Service,
+    /// For charging: the facts as the engine used them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charging: Option<ChargingSummary>,
+    /// For charging: the session cut at every tier boundary, midnight and
+    /// power-band change, in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Segment>,
+    /// The lines, in the order they were applied: charges, adjustments,
+    /// discounts.
+    pub lines: Vec<QuoteLine>,
+    /// Sums of line amounts by category.
+    pub subtotals: Subtotals,
+    /// What the rider pays: the sum of all line amounts.
+    pub total: Money,
+    /// Coupons that were given but did not apply, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_coupons: Vec<SkippedCoupon>,
+}
+
+/// The service a quote prices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Service {
+    /// Charging.
+    Charging,
+    /// Swapping.
+    Swap,
+    /// Rental.
+    Rental,
+}
+
+/// The charging facts as priced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargingSummary {
+    /// Start of charging.
+    pub start: NaiveDateTime,
+    /// End of charging.
+    pub end: NaiveDateTime,
+    /// End of idle time, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unplugged_at: Option<NaiveDateTime>,
+    /// Charging time in seconds.
+    pub charging_seconds: u64,
+    /// Idle time in seconds (0 when `unplugged_at` is unknown).
+    pub idle_seconds: u64,
+    /// Energy delivered during the session, kWh (4 decimal places).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_kwh: Option<Decimal>,
+    /// Where the energy figures come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_source: Option<EnergySource>,
+}
+
+/// How energy was attributed to segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnergySource {
+    /// Only a session total was given: spread linearly over the session.
+    Total,
+    /// Meter readings were given: spread linearly between readings.
+    Readings,
+}
+
+/// A piece of a charging session with one tier and one power band.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Start (inclusive).
+    pub from: NaiveDateTime,
+    /// End (exclusive).
+    pub to: NaiveDateTime,
+    /// The time-of-use tier.
+    pub tier: Arc<str>,
+    /// The power band, when the tariff prices time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<BandRef>,
+    /// Energy in the segment, kWh, when energy is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kwh: Option<Decimal>,
+    /// True when a boundary of the segment fell between meter readings, so
+    /// its energy is interpolated rather than read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interpolated: bool,
+}
+
+/// A power band, as printed on lines and segments: `[from_w, to_w)` watts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BandRef {
+    /// Lowest power, inclusive.
+    pub from_w: u32,
+    /// Upper bound, exclusive (absent: open-ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_w: Option<u32>,
+}
+
+/// The kind of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    /// Electricity fee (电费) of one tier: kWh × price per kWh.
+    Electricity,
+    /// Service fee (服务费) of one tier: kWh × price per kWh.
+    Service,
+    /// Time fee of one power band: minutes × price per hour / 60.
+    Time,
+    /// Idle (occupancy) fee: billable minutes × price per hour / 60.
+    Idle,
+    /// The fixed fee per session.
+    SessionFee,
+    /// Swaps: count × price per swap.
+    Swap,
+    /// Rental days: days × day rate.
+    RentalDay,
+    /// Rental months: months × month rate.
+    RentalMonth,
+    /// Top-up of the time fee to `time.minimum` (positive).
+    TimeMinimum,
+    /// Reduction of the time fee to `time.cap` (negative).
+    TimeCap,
+    /// Reduction of the idle fee to `idle.cap` (negative).
+    IdleCap,
+    /// Top-up of the session to `min_price` (positive).
+    SessionMinimum,
+    /// Reduction of the session to `max_price` (negative).
+    SessionCap,
+    /// The member-level discount (negative).
+    MemberDiscount,
+    /// A coupon (negative).
+    Coupon,
+}
+
+impl LineKind {
+    /// True for lines that charge something (they carry `reduced_by` and `net`).
+    pub fn is_charge(self) -> bool {
+        matches!(
+            self,
+            LineKind::Electricity
+                | LineKind::Service
+                | LineKind::Time
+                | LineKind::Idle
+                | LineKind::SessionFee
+                | LineKind::Swap
+                | LineKind::RentalDay
+                | LineKind::RentalMonth
+                | LineKind::TimeMinimum
+                | LineKind::SessionMinimum
+        )
+    }
+
+    /// The snake_case name, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            LineKind::Electricity => "electricity",
+            LineKind::Service => "service",
+            LineKind::Time => "time",
+            LineKind::Idle => "idle",
+            LineKind::SessionFee => "session_fee",
+            LineKind::Swap => "swap",
+            LineKind::RentalDay => "rental_day",
+            LineKind::RentalMonth => "rental_month",
+            LineKind::TimeMinimum => "time_minimum",
+            LineKind::TimeCap => "time_cap",
+            LineKind::IdleCap => "idle_cap",
+            LineKind::SessionMinimum => "session_minimum",
+            LineKind::SessionCap => "session_cap",
+            LineKind::MemberDiscount => "member_discount",
+            LineKind::Coupon => "coupon",
+        }
+    }
+}
+
+/// The unit of a quantity or of a unit price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Kilowatt-hours.
+    Kwh,
+    /// Minutes.
+    Minute,
+    /// Hours.
+    Hour,
+    /// Sessions.
+    Session,
+    /// Swaps.
+    Swap,
+    /// Days.
+    Day,
+    /// Months.
+    Month,
+}
+
+impl Unit {
+    /// The snake_case name, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Kwh => "kWh",
+            Unit::Minute => "min",
+            Unit::Hour => "h",
+            Unit::Session => "session",
+            Unit::Swap => "swap",
+            Unit::Day => "day",
+            Unit::Month => "month",
+        }
+    }
+}
+
+/// One line of a quote.
+///
+/// Which fields are set depends on the kind:
+/// - charge lines (`electricity`, `service`, `time`, `idle`, `session_fee`,
+///   `swap`, `rental_day`, `rental_month`): `quantity` in `unit`, `unit_price`
+///   per `per`; `amount` = `quantity × unit_price` (÷ 60 when minutes are
+///   priced per hour), rounded once to the minor unit;
+/// - adjustments (`time_minimum`, `time_cap`, `idle_cap`, `session_minimum`,
+///   `session_cap`): `base` (what was adjusted) and `limit`; `amount` =
+///   `limit − base`;
+/// - discounts (`member_discount`, `coupon`): `base` (the eligible net
+///   amount), `percent` or `limit`, and for 满减 `threshold`; `amount` is
+///   negative.
+///
+/// Reductions (caps, discounts) are spread over the charge lines they apply
+/// to: a charge line's `reduced_by` is its share, `net = amount − reduced_by
+/// ≥ 0`. Reduction lines have `reduced_by = net = 0`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteLine {
+    /// What the line is.
+    pub kind: LineKind,
+    /// The time-of-use tier (energy lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Arc<str>>,
+    /// The power band (time lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<BandRef>,
+    /// Battery model, member level or coupon id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    /// Quantity (charge lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<Decimal>,
+    /// Unit of the quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Unit>,
+    /// Unit price (charge lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<Money>,
+    /// What the unit price is per.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per: Option<Unit>,
+    /// The amount an adjustment or discount was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Money>,
+    /// The percentage of a percentage discount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<Decimal>,
+    /// A minimum, cap, coupon face value or 满减 amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Money>,
+    /// The spend threshold of a 满减 coupon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Money>,
+    /// The line's amount: positive for charges, negative for reductions.
+    pub amount: Money,
+    /// Charge lines: the share of caps and discounts taken off this line.
+    pub reduced_by: Money,
+    /// Charge lines: `amount − reduced_by`, never negative. Reduction lines: 0.
+    pub net: Money,
+}
+
+impl QuoteLine {
+    pub(crate) fn new(kind: LineKind, amount: Money) -> QuoteLine {
+        let zero = Money::zero(amount.currency());
+        QuoteLine {
+            kind,
+            tier: None,
+            band: None,
+            item: None,
+            quantity: None,
+            unit: None,
+            unit_price: None,
+            per: None,
+            base: None,
+            percent: None,
+            limit: None,
+            threshold: None,
+            amount,
+            reduced_by: zero,
+            net: if kind.is_charge() { amount } else { zero },
+        }
+    }
+}
+
+/// Sums of line amounts by category; they add up to the quote's total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subtotals {
+    /// `electricity` lines.
+    pub electricity: Money,
+    /// `service` lines.
+    pub service: Money,
+    /// `time` lines.
+    pub time: Money,
+    /// `idle` lines.
+    pub idle: Money,
+    /// `session_fee` lines.
+    pub fees: Money,
+    /// `swap` lines.
+    pub swap: Money,
+    /// `rental_day` and `rental_month` lines.
+    pub rental: Money,
+    /// Minimums and caps (`time_minimum`, `time_cap`, `idle_cap`,
+    /// `session_minimum`, `session_cap`).
+    pub adjustments: Money,
+    /// `member_discount` and `coupon` lines (zero or negative).
+    pub discounts: Money,
+}
+
+/// A coupon that was given but took nothing off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedCoupon {
+    /// The coupon id.
+    pub id: String,
+    /// Why.
+    pub reason: SkipReason,
+    /// What its eligible lines came to when it was tried.
+    pub eligible: Money,
+}
+
+/// Why a coupon did not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// A 满减 coupon whose spend threshold was not reached.
+    BelowThreshold,
+    /// Nothing in its scope is left to discount.
+    NothingEligible,
+}
