@@ -492,6 +492,12 @@ pub enum ChargingError {
         /// The phase.
         phase: String,
     },
+    /// The tariff could not price the session.
+    #[error("the tariff could not price the session: {error}")]
+    Pricing {
+        /// Why.
+        error: crate::tariff::TariffError,
+    },
     /// Bad input.
     #[error("invalid charging input: {field} {expected}")]
     Invalid {
@@ -517,6 +523,9 @@ pub struct ChargingSession {
     hold: bool,
     outcome: Option<ChargingOutcome>,
     refunded: bool,
+    /// Meter readings (time, cumulative Wh), strictly increasing in time:
+    /// 0 at the start, each newer reading, the final one at the stop.
+    readings: Vec<(Timestamp, u64)>,
 }
 
 impl Default for ChargingSession {
@@ -556,6 +565,7 @@ impl ChargingSession {
             hold: false,
             outcome: None,
             refunded: false,
+            readings: Vec::new(),
         }
     }
 
@@ -675,6 +685,87 @@ impl ChargingSession {
             .ok_or(ChargingError::NotStarted)
     }
 
+    fn record_reading(&mut self, at: Timestamp, wh: u64) {
+        match self.readings.last_mut() {
+            // same instant: keep the higher value
+            Some(last) if last.0 == at => last.1 = last.1.max(wh),
+            Some(last) if last.0 > at => {}
+            _ => self.readings.push((at, wh)),
+        }
+    }
+
+    /// The session as the tariff engine sees it: local start and end times
+    /// (`utc_offset_s` east of UTC) and the meter readings in kWh, so time-of-use
+    /// tiers split the energy where it was delivered. `None` before the
+    /// session started.
+    pub fn tariff_session(&self, utc_offset_s: i32) -> Option<crate::tariff::ChargingSession> {
+        let off = Duration::seconds(i64::from(utc_offset_s));
+        let local = |t: Timestamp| t.naive_utc().checked_add_signed(off);
+        let start = local(self.started_at?)?;
+        let end = local(self.stopped_at.or(self.readings.last().map(|r| r.0))?)?;
+        let readings = self
+            .readings
+            .iter()
+            .filter_map(|(at, wh)| {
+                Some(crate::tariff::MeterReading {
+                    at: local(*at)?,
+                    kwh: rust_decimal::Decimal::new(i64::try_from(*wh).ok()?, 3),
+                })
+            })
+            .collect();
+        Some(crate::tariff::ChargingSession {
+            start,
+            end,
+            energy_kwh: None,
+            readings,
+            power: Vec::new(),
+            unplugged_at: None,
+            member: None,
+            coupons: Vec::new(),
+        })
+    }
+
+    /// Prices the stopped session with a compiled tariff: the quote whose
+    /// total the host answers with [`ChargingInput::Priced`].
+    ///
+    /// ```
+    /// # use chargeswap_core::charging::*;
+    /// # use chargeswap_core::custody::RiderId;
+    /// # use chrono::{TimeZone, Utc};
+    /// let tariff: chargeswap_core::tariff::Tariff = serde_json::from_str(r#"{
+    ///   "id": "t", "currency": "CNY",
+    ///   "tou": {"ranges": [{"start": "00:00", "end": "18:00", "tier": "flat"},
+    ///                      {"start": "18:00", "end": "24:00", "tier": "peak"}]},
+    ///   "energy": {"tiers": {"flat": {"electricity": "0.60", "service": "0.40"},
+    ///                        "peak": {"electricity": "0.90", "service": "0.40"}}}}"#)?;
+    /// // 17:30-18:30 local (UTC+8): 1.2 kWh before 18:00, 0.8 kWh after
+    /// let t0 = Utc.with_ymd_and_hms(2025, 3, 14, 9, 30, 0).unwrap();
+    /// let min = |m| t0 + chrono::Duration::minutes(m);
+    /// let mut s = ChargingSession::new();
+    /// s.step(&ChargingInput::Start(ChargingRequest { order: 1, rider: RiderId(7),
+    ///     point: ChargePoint::Pile { pile: 1, connector: 1 }, point_online: true, point_busy: false,
+    ///     auth: Authorization::PreAuth { hold: "30.00".parse()? }, policy: ChargingPolicy::default() }), t0)?;
+    /// s.step(&ChargingInput::Device(ChargerEvent::Started), t0)?;
+    /// s.step(&ChargingInput::Device(ChargerEvent::Meter { energy_wh: 1_200 }), min(30))?;
+    /// s.step(&ChargingInput::Device(ChargerEvent::Stopped { reason: StopReason::Full, energy_wh: 2_000 }), min(60))?;
+    /// let quote = s.price(&tariff.compile()?, 8 * 3600)?;
+    /// // flat 1.2 × 1.00 = 1.20; peak 0.8 × 1.30 = 1.04
+    /// assert_eq!(quote.total.to_string(), "¥2.24");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn price(
+        &self,
+        tariff: &crate::tariff::CompiledTariff,
+        utc_offset_s: i32,
+    ) -> Result<crate::tariff::Quote, ChargingError> {
+        let session = self
+            .tariff_session(utc_offset_s)
+            .ok_or(ChargingError::NotStarted)?;
+        tariff
+            .quote(&crate::tariff::Session::Charging(session))
+            .map_err(|error| ChargingError::Pricing { error })
+    }
+
     /// Folds one event in. Total.
     pub fn apply(&mut self, e: &ChargingEvent) {
         match e {
@@ -694,6 +785,7 @@ impl ChargingSession {
             }
             ChargingEvent::Started { at, deadline } => {
                 self.phase = ChargingPhase::Charging;
+                self.record_reading(*at, 0);
                 self.started_at = Some(*at);
                 self.last_progress = Some(*at);
                 self.deadline = Some(*deadline);
@@ -704,6 +796,7 @@ impl ChargingSession {
                 deadline,
             } => {
                 self.energy_wh = *energy_wh;
+                self.record_reading(*at, *energy_wh);
                 self.last_progress = Some(*at);
                 self.offline_since = None; // a reading means it is online
                 self.deadline = Some(*deadline);
@@ -729,6 +822,7 @@ impl ChargingSession {
                 self.phase = ChargingPhase::Pricing;
                 self.stop = Some(*reason);
                 self.energy_wh = (*energy_wh).max(self.energy_wh);
+                self.record_reading(*at, self.energy_wh);
                 self.stopped_at = Some(*at);
                 self.deadline = None;
             }

@@ -71,6 +71,13 @@ pub enum Scenario {
         custody: Vec<Placement>,
         /// The steps.
         steps: Vec<Step<ChargingInput>>,
+        /// When given, every `request_price` is answered at once with the
+        /// tariff's quote of the session (an extra step with a `priced` input).
+        #[serde(default)]
+        tariff: Option<Box<crate::tariff::Tariff>>,
+        /// Seconds east of UTC of the tariff's local time (default 28 800, China).
+        #[serde(default = "china")]
+        utc_offset_s: i32,
     },
     /// A rental.
     Rental {
@@ -145,6 +152,10 @@ pub enum FlowOutput {
     Charging(FlowRun<ChargingSession, ChargingEvent, ChargingEffect, ChargingError>),
     /// A rental run.
     Rental(FlowRun<Rental, RentalEvent, RentalEffect, RentalError>),
+}
+
+fn china() -> i32 {
+    8 * 3600
 }
 
 fn seed(custody: &[Placement], errors: &mut Vec<CustodyError>) -> Custody {
@@ -225,24 +236,54 @@ pub fn run(scenario: &Scenario) -> FlowOutput {
                 state: s,
             })
         }
-        Scenario::Charging { custody, steps } => {
+        Scenario::Charging {
+            custody,
+            steps,
+            tariff,
+            utc_offset_s,
+        } => {
             let mut errs = Vec::new();
             let book = seed(custody, &mut errs);
+            let compiled = tariff.as_ref().map(|t| t.compile());
             let mut s = ChargingSession::new();
             let mut out = Vec::new();
             for st in steps {
-                let r: Result<ChargingDecision, ChargingError> = s.step(&st.input, st.at);
-                out.push(match r {
-                    Ok(d) => StepOutput {
-                        at: st.at,
-                        events: d.events,
-                        effects: d.effects,
-                        next_deadline: d.next_deadline,
-                        error: None,
-                        custody_errors: Vec::new(),
-                    },
-                    Err(e) => failed(st.at, e, s.next_deadline()),
-                });
+                let mut inputs = vec![st.input.clone()];
+                while let Some(input) = inputs.pop() {
+                    let r: Result<ChargingDecision, ChargingError> = s.step(&input, st.at);
+                    let mut pricing_error = None;
+                    out.push(match r {
+                        Ok(d) => {
+                            let asks = d
+                                .effects
+                                .iter()
+                                .any(|e| matches!(e, ChargingEffect::RequestPrice { .. }));
+                            match (&compiled, asks) {
+                                (Some(Ok(c)), true) => match s.price(c, *utc_offset_s) {
+                                    Ok(q) => inputs.push(ChargingInput::Priced { amount: q.total }),
+                                    Err(e) => pricing_error = Some(e),
+                                },
+                                (Some(Err(e)), true) => {
+                                    pricing_error =
+                                        Some(ChargingError::Pricing { error: e.clone() })
+                                }
+                                _ => {}
+                            }
+                            StepOutput {
+                                at: st.at,
+                                events: d.events,
+                                effects: d.effects,
+                                next_deadline: d.next_deadline,
+                                error: None,
+                                custody_errors: Vec::new(),
+                            }
+                        }
+                        Err(e) => failed(st.at, e, s.next_deadline()),
+                    });
+                    if let Some(e) = pricing_error {
+                        out.push(failed(st.at, e, s.next_deadline()));
+                    }
+                }
             }
             if let Some(first) = out.first_mut() {
                 first.custody_errors.splice(0..0, errs);
