@@ -66,6 +66,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::sync::Arc;
+
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
@@ -127,7 +129,7 @@ pub enum Payment {
     /// One entitlement of an active package (consumed once, by order id).
     Package {
         /// The rider's package.
-        package: String,
+        package: Arc<str>,
         /// The revenue one swap of this package recognises (for the split).
         unit_value: Money,
     },
@@ -432,14 +434,14 @@ pub enum SwapEffect {
         /// The order.
         order: u64,
         /// The package.
-        package: String,
+        package: Arc<str>,
     },
     /// Give the entitlement back (operator refund).
     RefundEntitlement {
         /// The order.
         order: u64,
         /// The package.
-        package: String,
+        package: Arc<str>,
     },
     /// Refund the captured amount to the wallet (operator refund).
     RefundPayment {
@@ -514,9 +516,11 @@ pub struct Started {
     pub payment: Payment,
     /// Timeouts and thresholds.
     pub policy: SwapPolicy,
-    /// Usable empty slots, in the order they will be tried.
+    /// Usable empty slots, in the order they will be tried (at most
+    /// `door_retries + 1`).
     pub empties: Vec<SlotNo>,
-    /// Full batteries of allowed models, best first.
+    /// Full batteries of allowed models, best first (at most
+    /// `door_retries + 1`: no more can be tried).
     pub candidates: Vec<Candidate>,
     /// When it started.
     pub at: Timestamp,
@@ -1378,6 +1382,11 @@ impl SwapSession {
             })
             .collect();
         candidates.sort_by(|a, b| b.soc.cmp(&a.soc).then(a.slot.cmp(&b.slot)));
+        // Only the first `door_retries + 1` of each can ever be tried.
+        let tries = usize::from(req.policy.door_retries).saturating_add(1);
+        candidates.truncate(tries);
+        let mut empties = empties;
+        empties.truncate(tries);
         if reason.is_none() && empties.is_empty() {
             reason = Some(Reason::NoEmptySlot);
         }
