@@ -344,3 +344,63 @@ fn views_follow_the_machines() {
     let r = Rental::new();
     assert_eq!(rental_view(&r).status, OrderStatus::InProgress);
 }
+
+proptest::proptest! {
+    /// Random updates, confirmations and resolutions: a refused resolution
+    /// changes nothing, the timeline never repeats a state, and detection
+    /// flags an order as stuck exactly when it sat in a transient phase past
+    /// the threshold, and as unsettled only when it ended unconfirmed.
+    #[test]
+    fn orders_and_detection(ops in proptest::collection::vec((0u8..8, 0u8..4, 1i64..400), 1..40)) {
+        let rules = AbnormalRules::default();
+        let mut o = Order::new(1, OrderKind::Swap, RiderId(7), cab(), t(0));
+        let mut now = 0;
+        let phases = ["awaiting_return", "dispensing", "done", "ejecting"];
+        for (op, arg, dt) in ops {
+            now += dt;
+            match op {
+                0..=3 => {
+                    let status = match (op, arg) {
+                        (0 | 1, _) => OrderStatus::InProgress,
+                        (2, 0) => OrderStatus::Failed,
+                        (2, _) => OrderStatus::Completed,
+                        _ => OrderStatus::Refunded,
+                    };
+                    let money = match status {
+                        OrderStatus::InProgress => MoneyStatus::Pending,
+                        OrderStatus::Completed => MoneyStatus::Charged,
+                        OrderStatus::Refunded => MoneyStatus::Refunded,
+                        _ => MoneyStatus::NotCharged,
+                    };
+                    o.update(upd(phases[usize::from(arg)], status, money), t(now));
+                }
+                4 => o.confirm_money(),
+                _ => {
+                    let r = match arg {
+                        0 => Resolution::Retry,
+                        1 => Resolution::ForceComplete { charge: true },
+                        2 => Resolution::ForceComplete { charge: false },
+                        _ => Resolution::CancelAndRefund,
+                    };
+                    let before = o.clone();
+                    if o.resolve("ops", r, "because", t(now)).is_err() {
+                        proptest::prop_assert_eq!(&o, &before);
+                    } else {
+                        proptest::prop_assert_eq!(o.audit().len(), before.audit().len() + 1);
+                    }
+                }
+            }
+            for w in o.timeline().windows(2) {
+                proptest::prop_assert!(w[0].phase != w[1].phase || w[0].status != w[1].status);
+            }
+            let found = detect(&[o.clone()], &[], &Custody::new(), &rules, t(now));
+            let since = o.timeline().last().unwrap().at;
+            let stuck = o.status() == OrderStatus::InProgress
+                && (t(now) - since).num_seconds() >= i64::from(rules.swap_stuck_s);
+            proptest::prop_assert_eq!(found.iter().any(|a| a.code() == ReasonCode::Stuck), stuck);
+            if found.iter().any(|a| a.code() == ReasonCode::MoneyNotSettled) {
+                proptest::prop_assert!(o.status().is_terminal());
+            }
+        }
+    }
+}
