@@ -34,14 +34,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use chargeswap_core::cabinet::{self as core, DeviceEvent};
+use chargeswap_core::cabinet::{self as cab, DeviceEvent};
 use chargeswap_core::custody::CabinetId;
 
 use crate::event::{BmsSummary, CabinetEvent, EventKind, MessageId, SlotReport, SlotState};
 
 /// The core BMS summary of a protocol one.
-pub fn bms(b: &BmsSummary) -> core::BmsSummary {
-    core::BmsSummary {
+pub fn bms(b: &BmsSummary) -> cab::BmsSummary {
+    cab::BmsSummary {
         soc: b.soc_pct,
         temp_dc: b.temp_dc,
         faults: u32::from(b.protection),
@@ -50,22 +50,22 @@ pub fn bms(b: &BmsSummary) -> core::BmsSummary {
 
 /// The core slot state of one slot of a status report. Status reports carry
 /// no battery model: the host fills it in from its asset registry before it
-/// builds a [`core::CabinetSnapshot`] (an empty model matches no package).
-pub fn slot_state(r: &SlotReport) -> core::SlotState {
+/// builds a [`cab::CabinetSnapshot`] (an empty model matches no package).
+pub fn slot_state(r: &SlotReport) -> cab::SlotState {
     match (r.state, r.battery) {
-        (SlotState::Empty, _) => core::SlotState::Empty,
-        (SlotState::Locked, _) => core::SlotState::Locked,
-        (SlotState::Fault, _) => core::SlotState::Faulty,
-        (SlotState::Charging | SlotState::Full, Some(b)) => core::SlotState::Battery {
+        (SlotState::Empty, _) => cab::SlotState::Empty,
+        (SlotState::Locked, _) => cab::SlotState::Locked,
+        (SlotState::Fault, _) => cab::SlotState::Faulty,
+        (SlotState::Charging | SlotState::Full, Some(b)) => cab::SlotState::Battery {
             battery: Some(b.battery),
             model: String::new(),
-            bms: Some(core::BmsSummary {
+            bms: Some(cab::BmsSummary {
                 soc: b.soc_pct,
                 temp_dc: b.temp_dc,
                 faults: 0,
             }),
         },
-        (SlotState::Charging | SlotState::Full, None) => core::SlotState::Battery {
+        (SlotState::Charging | SlotState::Full, None) => cab::SlotState::Battery {
             battery: None,
             model: String::new(),
             bms: None,
@@ -75,14 +75,14 @@ pub fn slot_state(r: &SlotReport) -> core::SlotState {
 
 /// Maps one protocol event onto core device events (none, one, or one per
 /// slot of a status report).
-pub fn to_core(ev: &CabinetEvent) -> Vec<core::CabinetEvent> {
+pub fn to_core(ev: &CabinetEvent) -> Vec<cab::CabinetEvent> {
     let cabinet = CabinetId(u64::from(ev.device_no.get()));
     let seq = match ev.message_id {
         MessageId::Seq(n) => Some(u64::from(n)),
         MessageId::Text(_) => None,
     };
     let one = |event| {
-        vec![core::CabinetEvent {
+        vec![cab::CabinetEvent {
             cabinet,
             seq,
             event,
@@ -113,7 +113,7 @@ pub fn to_core(ev: &CabinetEvent) -> Vec<core::CabinetEvent> {
         }),
         EventKind::SlotStatus { slots } => slots
             .iter()
-            .map(|r| core::CabinetEvent {
+            .map(|r| cab::CabinetEvent {
                 cabinet,
                 seq,
                 event: DeviceEvent::SlotStatus {
@@ -166,13 +166,13 @@ mod tests {
         ));
         assert_eq!(
             out,
-            vec![core::CabinetEvent {
+            vec![cab::CabinetEvent {
                 cabinet: CabinetId(20_001),
                 seq: Some(7),
                 event: DeviceEvent::BatteryInserted {
                     slot: 2,
                     battery: Some(b),
-                    bms: Some(core::BmsSummary {
+                    bms: Some(cab::BmsSummary {
                         soc: 12,
                         temp_dc: 253,
                         faults: 4
@@ -229,13 +229,13 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(states[0], core::SlotState::Empty);
+        assert_eq!(states[0], cab::SlotState::Empty);
         assert!(matches!(
             &states[1],
-            core::SlotState::Battery { battery: Some(x), bms: Some(m), .. } if *x == b && m.soc == 99
+            cab::SlotState::Battery { battery: Some(x), bms: Some(m), .. } if *x == b && m.soc == 99
         ));
-        assert_eq!(states[2], core::SlotState::Faulty);
-        assert_eq!(states[3], core::SlotState::Locked);
+        assert_eq!(states[2], cab::SlotState::Faulty);
+        assert_eq!(states[3], cab::SlotState::Locked);
     }
 
     #[test]
