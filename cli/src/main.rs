@@ -13,6 +13,7 @@ mod codec_tbox_bms;
 mod commerce;
 mod csp;
 mod device_no;
+mod flow;
 mod quote;
 mod util;
 
@@ -32,6 +33,9 @@ enum Command {
     /// Classify device numbers and allocate free ones (the numbering plan).
     #[command(name = "device-no", subcommand)]
     DeviceNo(device_no::DeviceNoCmd),
+    /// Replay swap, charging and rental scenarios through the state machines.
+    #[command(subcommand)]
+    Flow(flow::FlowCmd),
     /// Packages (套餐): run a timeline, refund quotes, fees, change quotes.
     #[command(subcommand)]
     Package(commerce::PackageCmd),
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::DeviceNo(c) => device_no::run(c),
+        Command::Flow(c) => flow::run_cmd(c),
         Command::Package(c) => commerce::run_package(c),
         Command::Revenue(c) => commerce::run_revenue(c),
         Command::Membership(c) => commerce::run_membership(c),

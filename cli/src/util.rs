@@ -22,7 +22,6 @@ pub fn read_json<T: DeserializeOwned>(path: &Path, what: &str) -> Result<T, Stri
 }
 
 /// Serializes a value to JSON for output.
-#[allow(dead_code)]
 pub fn to_value<T: serde::Serialize>(v: &T) -> CliResult {
     serde_json::to_value(v).map_err(|e| format!("cannot serialize output: {e}"))
 }

@@ -13,6 +13,14 @@
 //! - [`money`]: exact money, rounding rules and allocation.
 //! - [`membership`]: member levels from rolling usage and spend, benefits, level changes.
 //! - [`numbering`]: the device numbering plan and a number allocator.
+//! - [`custody`]: battery custody, where every battery is and why it moved.
+//! - [`cabinet`]: the normalized cabinet events and snapshots the machines consume.
+//! - [`swap`]: the swap session (换电) state machine.
+//! - [`charging`]: the charging session (充电) state machine.
+//! - [`rental`]: the battery rental (租电) state machine.
+//! - [`order`]: order records, abnormal-order detection and operator resolutions.
+//! - [`flow`]: scenario replay through the machines (CLI `flow run`, golden flows).
+//! - [`executor`]: carries out machine effects against custody, packages and settlement.
 //! - [`org`]: the platform → agent → sub-agent/store hierarchy, asset ownership, roles and permission checks.
 //! - [`package`]: packages (套餐): catalog, entitlements and their life as a state machine.
 //! - [`settlement`]: revenue-sharing rules, exact per-order splits and agent statements.
@@ -38,6 +46,15 @@ pub mod report;
 pub mod settlement;
 pub mod tariff;
 pub mod wallet;
+
+pub mod cabinet;
+pub mod charging;
+pub mod custody;
+pub mod executor;
+pub mod flow;
+pub mod order;
+pub mod rental;
+pub mod swap;
 
 pub use money::{Currency, Money, MoneyError, Rounding};
 pub use numbering::{DeviceClass, DeviceNo, DeviceNoAllocator, NumberingError};

@@ -19,12 +19,15 @@
 //!   [`CabinetCodec`](event::CabinetCodec) trait vendors' protocols implement.
 //! - [`vendor_json`]: a length-prefixed JSON vendor protocol adapted to the
 //!   event model.
+//! - [`core_events`]: maps normalized events onto the core machines' input
+//!   vocabulary (`chargeswap_core::cabinet`).
 //! - [`jt808`]: JT/T 808 (2013 and 2019) for the TBOX units on e-bikes.
 //! - [`bms`]: battery BMS UART protocols, [`bms::jbd`] and [`bms::daly`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod bms;
+pub mod core_events;
 pub mod csp;
 pub mod event;
 mod hexbytes;

@@ -55,6 +55,10 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
             let n = a.next(i.class).map_err(|e| error_json(&e))?;
             Ok(json!(n.get()))
         }
+        "flow.run" => {
+            let s: chargeswap_core::flow::Scenario = input(v)?;
+            out(&chargeswap_core::flow::run(&s))
+        }
         "package.run" => {
             let s: package::Scenario = input(v)?;
             out(&s.run().map_err(|e| error_json(&e))?)
