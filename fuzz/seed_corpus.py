@@ -13,7 +13,7 @@ then fuzz, and minimise with `cargo fuzz cmin -s none <target>`.
 Input layouts (see fuzz/fuzz_targets/*_checks.rs):
 - `*_frame`: one frame;
 - `*_stream`: one chunk-size byte, then the byte stream;
-- `csp_authenticate`: a stream of CSP frames (no chunk byte);
+- `csp_authenticate`: records of a 2-byte big-endian length and a CSP frame;
 - `jt808_body`: a selector byte (bit 0: 2019 layout; the rest: index into
   `BODY_IDS`), then the body;
 - `jt808_reassemble`: a limits byte, then a stream of frames.
@@ -43,6 +43,10 @@ def write(target, data):
     (d / hashlib.sha1(data).hexdigest()).write_bytes(data)
 
 
+def records(frames):
+    return [len(f).to_bytes(2, "big") + f for f in frames]
+
+
 def seed_stream(target, frames):
     """Every frame alone, and all of them with noise between, per chunk size."""
     joined = NOISE.join(frames)
@@ -66,10 +70,9 @@ def csp():
         if "expect" in c:
             good.append(f)
     auth = [[bytes.fromhex(h) for h in c["input"]["frames"]] for c in cases("csp_authenticate.json")]
-    for seq in auth:
+    for seq in auth + [good]:
         frames.extend(seq)
-        write("csp_authenticate", b"".join(seq))
-    write("csp_authenticate", b"".join(good))
+        write("csp_authenticate", b"".join(records(seq)))
     seed_frames("csp", frames, good)
     seed_stream("csp_raw_stream", good)
 

@@ -3,4 +3,4 @@
 #[path = "csp_checks.rs"]
 mod checks;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::authenticate_stream(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::authenticate_records(data));

@@ -12,13 +12,49 @@
 mod common;
 
 use chargeswap_protocol::jt808::{
-    Body, Header, Jt808Codec, MAX_BODY_LEN, Packet, Phone, Reassembler, ReassemblyLimits, Version,
-    decode_frame, msg_id, split_packet,
+    Body, ESCAPE, FLAG, Header, Jt808Codec, MAX_BODY_LEN, Packet, Phone, Reassembler,
+    ReassemblyLimits, Version, decode_frame, msg_id, split_packet,
 };
 
-/// One frame: an accepted frame re-encodes to the same bytes (the module's
-/// documented guarantee) and survives JSON; error offsets stay in the input.
+/// Reads `data` as the unescaped header and body of a frame: sets the body
+/// length in the message properties to match, appends the XOR checksum,
+/// escapes and delimits, so that the fuzzer reaches header and body
+/// decoding without forging a checksum. `None` if it cannot be a frame.
+pub fn repair(data: &[u8]) -> Option<Vec<u8>> {
+    let props = u16::from_be_bytes([*data.get(2)?, *data.get(3)?]);
+    let phone = if props & 1 << 14 != 0 { 1 + 10 } else { 6 };
+    let split = if props & 1 << 13 != 0 { 4 } else { 0 };
+    let body = data.len().checked_sub(4 + phone + 2 + split)?;
+    if body > MAX_BODY_LEN {
+        return None;
+    }
+    let mut content = data.to_vec();
+    let props = (props & !0x03FF) | u16::try_from(body).ok()?;
+    content[2..4].copy_from_slice(&props.to_be_bytes());
+    content.push(content.iter().fold(0, |a, b| a ^ b));
+    let mut wire = vec![FLAG];
+    for b in content {
+        match b {
+            FLAG => wire.extend_from_slice(&[ESCAPE, 0x02]),
+            ESCAPE => wire.extend_from_slice(&[ESCAPE, 0x01]),
+            b => wire.push(b),
+        }
+    }
+    wire.push(FLAG);
+    Some(wire)
+}
+
+/// One frame as given, and [`repair`]ed.
 pub fn frame(data: &[u8]) {
+    check_frame(data);
+    if let Some(wire) = repair(data) {
+        check_frame(&wire);
+    }
+}
+
+/// An accepted frame re-encodes to the same bytes (the module's documented
+/// guarantee) and survives JSON; error offsets stay in the input.
+fn check_frame(data: &[u8]) {
     match decode_frame(data) {
         Ok(p) => {
             assert_eq!(

@@ -46,7 +46,7 @@ targets! {
     csp_frame => csp::frame,
     csp_stream => csp::stream,
     csp_raw_stream => csp::raw_stream,
-    csp_authenticate => csp::authenticate_stream,
+    csp_authenticate => csp::authenticate_records,
     vendor_json_frame => vendor_json::frame,
     vendor_json_stream => vendor_json::stream,
     jt808_frame => jt808::frame,
