@@ -8,8 +8,7 @@
     clippy::indexing_slicing
 )]
 
-#[path = "common.rs"]
-mod common;
+use super::common;
 
 use chargeswap_protocol::bms::daly::{self, DalyCodec, DalyFrame};
 use chargeswap_protocol::bms::jbd::{self, JbdCodec, JbdFrame};

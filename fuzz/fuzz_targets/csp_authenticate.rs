@@ -1,5 +1,7 @@
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
 #[path = "csp_checks.rs"]
 mod checks;
 

@@ -1,5 +1,7 @@
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
 #[path = "bms_checks.rs"]
 mod checks;
 

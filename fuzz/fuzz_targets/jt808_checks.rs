@@ -8,8 +8,7 @@
     clippy::indexing_slicing
 )]
 
-#[path = "common.rs"]
-mod common;
+use super::common;
 
 use chargeswap_protocol::jt808::{
     Body, ESCAPE, FLAG, Header, Jt808Codec, MAX_BODY_LEN, Packet, Phone, Reassembler,

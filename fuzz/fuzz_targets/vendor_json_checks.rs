@@ -8,8 +8,7 @@
     clippy::indexing_slicing
 )]
 
-#[path = "common.rs"]
-mod common;
+use super::common;
 
 use chargeswap_protocol::event::CabinetCodec;
 use chargeswap_protocol::vendor_json::{

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "../../fuzz/fuzz_targets/bms_checks.rs"]
 mod bms;
+#[path = "../../fuzz/fuzz_targets/common.rs"]
+mod common;
 #[path = "../../fuzz/fuzz_targets/csp_checks.rs"]
 mod csp;
 #[path = "../../fuzz/fuzz_targets/jt808_checks.rs"]
