@@ -54,7 +54,7 @@ pub fn jbd_stream(data: &[u8]) {
     let Some((chunk, rest)) = common::chunked(data) else {
         return;
     };
-    common::stream(
+    let frames = common::stream(
         || JbdCodec,
         chunk,
         rest,
@@ -62,6 +62,7 @@ pub fn jbd_stream(data: &[u8]) {
             assert_eq!(&JbdFrame::decode(&f.encode().unwrap()).unwrap(), f);
         },
     );
+    common::single(&frames, JbdFrame::decode(rest));
 }
 
 /// `data` (13 bytes) with the Daly start byte, length byte and checksum set.
@@ -101,7 +102,7 @@ pub fn daly_stream(data: &[u8]) {
     let Some((chunk, rest)) = common::chunked(data) else {
         return;
     };
-    common::stream(
+    let frames = common::stream(
         || DalyCodec,
         chunk,
         rest,
@@ -109,4 +110,5 @@ pub fn daly_stream(data: &[u8]) {
             assert_eq!(&DalyFrame::decode(&f.encode().unwrap()).unwrap(), f);
         },
     );
+    common::single(&frames, DalyFrame::decode(rest));
 }

@@ -73,6 +73,14 @@ where
     frames
 }
 
+/// When the whole stream is one frame by the one-shot decoder, the
+/// streaming decoder yields exactly that frame.
+pub fn single<F: PartialEq + Debug, E>(frames: &[F], one: Result<F, E>) {
+    if let Ok(f) = one {
+        assert_eq!(frames, [f], "one frame streamed = the frame decoded");
+    }
+}
+
 /// Serde JSON round trip: the value the CLI prints is the value it reads back.
 pub fn json_round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(value: &T) {
     let text = serde_json::to_string(value).unwrap();

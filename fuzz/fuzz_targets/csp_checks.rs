@@ -132,7 +132,8 @@ pub fn stream(data: &[u8]) {
     let Some((chunk, rest)) = common::chunked(data) else {
         return;
     };
-    common::stream(CspCodec::new, chunk, rest, round_trip);
+    let frames = common::stream(CspCodec::new, chunk, rest, round_trip);
+    common::single(&frames, csp::decode(rest));
     common::stream(|| CspCodec::with_max_payload(32), chunk, rest, round_trip);
 }
 
@@ -142,12 +143,13 @@ pub fn raw_stream(data: &[u8]) {
     let Some((chunk, rest)) = common::chunked(data) else {
         return;
     };
-    common::stream(CspRawCodec::new, chunk, rest, |r| {
+    let frames = common::stream(CspRawCodec::new, chunk, rest, |r| {
         assert_eq!(&csp::decode_raw(r.as_bytes()).unwrap(), r);
         if let Ok(f) = r.decode() {
             assert_eq!(f.encode().unwrap(), r.as_bytes(), "raw frame re-encodes");
         }
     });
+    common::single(&frames, csp::decode_raw(rest));
 }
 
 /// The obvious model of a replay window: the set of accepted numbers.

@@ -140,7 +140,8 @@ pub fn stream(data: &[u8]) {
     let Some((chunk, rest)) = common::chunked(data) else {
         return;
     };
-    common::stream(|| Jt808Codec, chunk, rest, round_trip);
+    let frames = common::stream(|| Jt808Codec, chunk, rest, round_trip);
+    common::single(&frames, decode_frame(rest));
 }
 
 /// Small limits chosen by one byte, so the fuzzer reaches every bound.

@@ -67,5 +67,6 @@ pub fn stream(data: &[u8]) {
     let Some((chunk, rest)) = common::chunked(data) else {
         return;
     };
-    common::stream(|| JsonVendorCodec, chunk, rest, round_trip);
+    let frames = common::stream(|| JsonVendorCodec, chunk, rest, round_trip);
+    common::single(&frames, vendor_json::decode(rest));
 }
