@@ -42,5 +42,9 @@ fi
 step "cargo test (workspace, all features)"
 cargo test --workspace --all-features --no-fail-fast
 
+step "fuzz targets compile (fuzz/ workspace, stable, without cargo-fuzz)"
+# The corpus itself is replayed by protocol/tests/fuzz_corpus.rs above.
+cargo check --manifest-path fuzz/Cargo.toml --bins
+
 step "benchmarks run once each (criterion test mode, debug build)"
 cargo test --workspace --all-features --benches
