@@ -22,6 +22,28 @@ fn out<T: serde::Serialize>(v: &T) -> Result<Value, Value> {
     serde_json::to_value(v).map_err(|e| json!({"kind": "serialize", "message": e.to_string()}))
 }
 
+/// Parses the hex of a vector (whitespace allowed) into bytes.
+pub(crate) fn from_hex(text: &str) -> Result<Vec<u8>, Value> {
+    let digits: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    if digits.len() % 2 != 0 {
+        return Err(json!({"kind": "bad_input", "message": "odd number of hex digits"}));
+    }
+    digits
+        .chunks(2)
+        .map(|p| {
+            std::str::from_utf8(p)
+                .ok()
+                .and_then(|s| u8::from_str_radix(s, 16).ok())
+                .ok_or_else(|| json!({"kind": "bad_input", "message": format!("bad hex {text:?}")}))
+        })
+        .collect()
+}
+
+/// Upper-case hex without separators.
+pub(crate) fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
 /// Dispatches on the vector kind.
 pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
     match kind {
@@ -189,21 +211,6 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
     }
 }
 
-fn hex_bytes(h: &str) -> Result<Vec<u8>, Value> {
-    let bad = || json!({"kind": "bad_input", "message": format!("bad hex {h:?}")});
-    if h.len() % 2 != 0 {
-        return Err(bad());
-    }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| {
-            h.get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-                .ok_or_else(bad)
-        })
-        .collect()
-}
-
 /// `csp.decode`: hex (+ optional key) → frame and MAC status; also checks
 /// that re-encoding the frame gives the input bytes back.
 fn csp_decode(v: &Value) -> Result<Value, Value> {
@@ -214,7 +221,7 @@ fn csp_decode(v: &Value) -> Result<Value, Value> {
         key: Option<DeviceKey>,
     }
     let i: In = input(v)?;
-    let bytes = hex_bytes(&i.hex)?;
+    let bytes = from_hex(&i.hex)?;
     let frame = csp::decode(&bytes).map_err(|e| error_json(&e))?;
     let again = frame.encode().map_err(|e| error_json(&e))?;
     if again != bytes {
@@ -241,8 +248,7 @@ fn csp_authenticate(v: &Value) -> Result<Value, Value> {
     let mut window = ReplayWindow::new();
     let mut out = Vec::new();
     for h in &i.frames {
-        let r =
-            csp::decode(&hex_bytes(h)?).and_then(|f| csp::authenticate(&f, &i.key, &mut window));
+        let r = csp::decode(&from_hex(h)?).and_then(|f| csp::authenticate(&f, &i.key, &mut window));
         out.push(match r {
             Ok(true) => json!("authenticated"),
             Ok(false) => json!("unauthenticated"),
@@ -260,28 +266,8 @@ mod tbox_bms {
     use chargeswap_protocol::jt808::{self, Body, Packet, Reassembler, Version};
     use serde_json::{Value, json};
 
-    use super::{input, out};
+    use super::{from_hex, input, out, to_hex};
     use crate::error_json;
-
-    fn hex(text: &str) -> Result<Vec<u8>, Value> {
-        let digits: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-        if digits.len() % 2 != 0 {
-            return Err(json!({"kind": "bad_input", "message": "odd number of hex digits"}));
-        }
-        digits
-            .chunks(2)
-            .map(|p| {
-                std::str::from_utf8(p)
-                    .ok()
-                    .and_then(|s| u8::from_str_radix(s, 16).ok())
-                    .ok_or_else(|| json!({"kind": "bad_input", "message": "bad hex"}))
-            })
-            .collect()
-    }
-
-    fn to_hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02X}")).collect()
-    }
 
     fn same_bytes(input: &[u8], again: &[u8]) -> Result<(), Value> {
         if input == again {
@@ -308,7 +294,7 @@ mod tbox_bms {
 
     /// Input: the frame as hex. Output: msg_id, body_len, header, body.
     pub(super) fn jt808_frame(v: &Value) -> Result<Value, Value> {
-        let bytes = hex(&input::<String>(v)?)?;
+        let bytes = from_hex(&input::<String>(v)?)?;
         let p = jt808::decode_frame(&bytes).map_err(|e| error_json(&e))?;
         same_bytes(&bytes, &p.encode().map_err(|e| error_json(&e))?)?;
         packet_json(&p)
@@ -323,7 +309,7 @@ mod tbox_bms {
             hex: String,
         }
         let i: In = input(v)?;
-        let bytes = hex(&i.hex)?;
+        let bytes = from_hex(&i.hex)?;
         let b = Body::decode(i.msg_id, i.version, &bytes).map_err(|e| error_json(&e))?;
         let mut again = Vec::new();
         b.encode(i.version, &mut again)
@@ -341,7 +327,7 @@ mod tbox_bms {
         let mut parts = Vec::new();
         let mut done = None;
         for f in &frames {
-            let bytes = hex(f)?;
+            let bytes = from_hex(f)?;
             let p = jt808::decode_frame(&bytes).map_err(|e| error_json(&e))?;
             parts.push((p.header.split.map_or(0, |s| s.index), bytes, p.clone()));
             if let Some(whole) = r.push(p).map_err(|e| error_json(&e))? {
@@ -369,7 +355,7 @@ mod tbox_bms {
 
     /// Input: the frame as hex. Output: the frame.
     pub(super) fn jbd_frame(v: &Value) -> Result<Value, Value> {
-        let bytes = hex(&input::<String>(v)?)?;
+        let bytes = from_hex(&input::<String>(v)?)?;
         let f = JbdFrame::decode(&bytes).map_err(|e| error_json(&e))?;
         same_bytes(&bytes, &f.encode().map_err(|e| error_json(&e))?)?;
         out(&f)
@@ -377,7 +363,7 @@ mod tbox_bms {
 
     /// Input: the frame as hex. Output: address, data_id and the frame.
     pub(super) fn daly_frame(v: &Value) -> Result<Value, Value> {
-        let bytes = hex(&input::<String>(v)?)?;
+        let bytes = from_hex(&input::<String>(v)?)?;
         let f = DalyFrame::decode(&bytes).map_err(|e| error_json(&e))?;
         same_bytes(&bytes, &f.encode().map_err(|e| error_json(&e))?)?;
         Ok(json!({"address": f.address(), "data_id": f.data_id(), "frame": out(&f)?}))

@@ -11,27 +11,8 @@ use chargeswap_protocol::modbus::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{input, out};
+use super::{from_hex, input, out, to_hex};
 use crate::error_json;
-
-fn from_hex(s: &str) -> Result<Vec<u8>, Value> {
-    let digits: Vec<char> = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if digits.len() % 2 != 0 {
-        return Err(json!({"kind": "bad_input", "message": "odd number of hex digits"}));
-    }
-    digits
-        .chunks(2)
-        .map(|p| {
-            let t: String = p.iter().collect();
-            u8::from_str_radix(&t, 16)
-                .map_err(|e| json!({"kind": "bad_input", "message": e.to_string()}))
-        })
-        .collect()
-}
-
-fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
-}
 
 fn err(e: ModbusError) -> Value {
     error_json(&e)
