@@ -7,27 +7,12 @@
     clippy::panic
 )]
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
 use serde_json::{Value, json};
 
-fn examples() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/commerce")
-}
-
 fn run(args: &[&str]) -> (i32, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_chargeswap"))
-        .current_dir(examples())
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    (
-        out.status.code().unwrap(),
-        serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    common::run_in(&common::commerce_examples(), args)
 }
 
 #[test]

@@ -6,27 +6,12 @@
     clippy::panic
 )]
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn run(args: &[&str]) -> (i32, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_chargeswap"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    (
-        out.status.code().unwrap(),
-        serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    common::run_in(&common::root(), args)
 }
 
 #[test]
@@ -55,7 +40,7 @@ fn swap_scenario_prints_steps_summary_and_custody() {
 
 #[test]
 fn every_golden_flow_case_runs_the_same_through_the_cli() {
-    let dir = root().join("tests/vectors/flows");
+    let dir = common::root().join("tests/vectors/flows");
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
