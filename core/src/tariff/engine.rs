@@ -63,11 +63,18 @@ impl CompiledTariff {
     /// Prices a session. Pure: the same tariff and session always give the
     /// same quote. Errors name the offending session field.
     pub fn quote(&self, session: &Session) -> Result<Quote> {
-        let mut d = match session {
-            Session::Charging(s) => self.charging(s)?,
-            Session::Swap(s) => self.swap(s)?,
-            Session::Rental(s) => self.rental(s)?,
-        };
+        // The draft is built once and filled in place: a quote is large, and
+        // moving it between steps costs more than the arithmetic.
+        let mut d = self.draft(match session {
+            Session::Charging(_) => Service::Charging,
+            Session::Swap(_) => Service::Swap,
+            Session::Rental(_) => Service::Rental,
+        });
+        match session {
+            Session::Charging(s) => self.charging(s, &mut d)?,
+            Session::Swap(s) => self.swap(s, &mut d)?,
+            Session::Rental(s) => self.rental(s, &mut d)?,
+        }
         d.discounts(self.scope, session.member(), session.coupons())?;
         d.finish()
     }
@@ -102,7 +109,7 @@ impl CompiledTariff {
         }
     }
 
-    fn charging(&self, s: &ChargingSession) -> Result<Draft> {
+    fn charging(&self, s: &ChargingSession, d: &mut Draft) -> Result<()> {
         let start = secs(|| "session.start".into(), s.start)?;
         let end = secs(|| "session.end".into(), s.end)?;
         if end < start {
@@ -221,8 +228,6 @@ impl CompiledTariff {
                 needed_for: "time.bands: the band is chosen from the measured power".to_owned(),
             });
         }
-
-        let mut d = self.draft(Service::Charging);
 
         // Sweep: cut the session at tier boundaries, midnight and band changes.
         let mut tier_kwh = [0i64; MAX_TIERS];
@@ -453,7 +458,7 @@ impl CompiledTariff {
 
         // 3. Session minimum and maximum.
         if self.min_price.is_none() && self.max_price.is_none() {
-            return Ok(d);
+            return Ok(());
         }
         let base = d.sum_net(|_| true)?;
         if let Some(min) = self.min_price.filter(|m| base.amount() < m.amount()) {
@@ -462,10 +467,10 @@ impl CompiledTariff {
         if let Some(max) = self.max_price.filter(|m| base.amount() > m.amount()) {
             d.adjust(LineKind::SessionCap, base, max, |_| true)?;
         }
-        Ok(d)
+        Ok(())
     }
 
-    fn swap(&self, s: &SwapSession) -> Result<Draft> {
+    fn swap(&self, s: &SwapSession, d: &mut Draft) -> Result<()> {
         let table = self.swap.as_ref().ok_or_else(|| TariffError::NotOffered {
             section: "swap".to_owned(),
             service: "swap".to_owned(),
@@ -494,7 +499,6 @@ impl CompiledTariff {
                 "one or more swaps",
             ));
         }
-        let mut d = self.draft(Service::Swap);
         let tag = Tag {
             item: Some(model.clone()),
             ..Tag::default()
@@ -508,10 +512,10 @@ impl CompiledTariff {
             Unit::Swap,
             1,
         )?;
-        Ok(d)
+        Ok(())
     }
 
-    fn rental(&self, s: &RentalSession) -> Result<Draft> {
+    fn rental(&self, s: &RentalSession, d: &mut Draft) -> Result<()> {
         let table = self
             .rental
             .as_ref()
@@ -533,7 +537,6 @@ impl CompiledTariff {
                 "at least one day or month (months and days are both 0)",
             ));
         }
-        let mut d = self.draft(Service::Rental);
         for (n, rate, kind, unit, path) in [
             (
                 s.months,
@@ -563,7 +566,7 @@ impl CompiledTariff {
             };
             d.charge(kind, tag, Decimal::from(n), unit, rate, unit, 1)?;
         }
-        Ok(d)
+        Ok(())
     }
 }
 
@@ -614,6 +617,14 @@ fn slot(kind: LineKind) -> usize {
 
 /// 10^k for k ≤ 18 from a table, larger k by multiplication.
 fn pow10(k: u32) -> Option<i128> {
+    match pow10_i64(k) {
+        Some(p) => Some(i128::from(p)),
+        None => 10i128.checked_pow(k),
+    }
+}
+
+/// 10^k for k ≤ 18 (the values that fit 64 bits), from a table.
+fn pow10_i64(k: u32) -> Option<i64> {
     const P: [i64; 19] = [
         1,
         10,
@@ -635,10 +646,7 @@ fn pow10(k: u32) -> Option<i128> {
         100_000_000_000_000_000,
         1_000_000_000_000_000_000,
     ];
-    match P.get(usize::try_from(k).ok()?) {
-        Some(p) => Some(i128::from(*p)),
-        None => 10i128.checked_pow(k),
-    }
+    P.get(usize::try_from(k).ok()?).copied()
 }
 
 fn money_err(path: &str) -> impl Fn(MoneyError) -> TariffError + '_ {
@@ -663,9 +671,12 @@ impl Draft {
         if let (Some(k), Ok(a), Ok(b)) =
             (scale.checked_sub(mu), i64::try_from(pm), i64::try_from(qm))
         {
-            let den = pow10(k).and_then(|p| p.checked_mul(i128::from(divisor)));
+            // 64-bit multiplies only: a checked 128-bit multiply is a library call.
+            let den = pow10_i64(k).and_then(|p| p.checked_mul(i64::from(divisor)));
             if let (Some(num), Some(den)) = (a.checked_mul(b), den) {
-                let r = self.rounding.round_ratio(i128::from(num), den)?;
+                let r = self
+                    .rounding
+                    .round_ratio(i128::from(num), i128::from(den))?;
                 return i64::try_from(r).ok();
             }
         }
@@ -936,34 +947,27 @@ impl Draft {
 
     fn finish(mut self) -> Result<Quote> {
         let cur = self.currency;
-        let [
-            electricity,
-            service,
-            time,
-            idle,
-            fees,
-            swap,
-            rental,
-            adjustments,
-            discounts,
-        ] = self.sub.map(|m| {
-            if m == 0 {
-                Money::zero(cur)
-            } else {
-                Money::from_minor(m, cur)
+        // Subtotals were set to zero (scale 0) by `draft`; only the non-zero
+        // ones are replaced, in place (the quote is large; no copies).
+        let st = &mut self.quote.subtotals;
+        for (slot, minor) in [
+            &mut st.electricity,
+            &mut st.service,
+            &mut st.time,
+            &mut st.idle,
+            &mut st.fees,
+            &mut st.swap,
+            &mut st.rental,
+            &mut st.adjustments,
+            &mut st.discounts,
+        ]
+        .into_iter()
+        .zip(self.sub)
+        {
+            if minor != 0 {
+                *slot = Money::from_minor(minor, cur);
             }
-        });
-        self.quote.subtotals = Subtotals {
-            electricity,
-            service,
-            time,
-            idle,
-            fees,
-            swap,
-            rental,
-            adjustments,
-            discounts,
-        };
+        }
         let total = self
             .sub
             .iter()
