@@ -16,46 +16,11 @@ use chargeswap_core::custody::{CabinetId, RiderId};
 use chargeswap_core::numbering::DeviceNo;
 use chargeswap_core::swap::{Payment, RiderFacts, SwapInput, SwapPolicy, SwapRequest, SwapSession};
 use chrono::{TimeZone, Utc};
-use std::time::Duration;
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+mod common;
+use common::ThreadCpuTime;
+use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-
-/// CPU time of the calling thread (Linux), in the same units as wall time.
-pub struct ThreadCpuTime;
-
-fn thread_cpu() -> Duration {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    let ns = text
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    Duration::from_nanos(ns)
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = Duration;
-    type Value = Duration;
-    fn start(&self) -> Duration {
-        thread_cpu()
-    }
-    fn end(&self, i: Duration) -> Duration {
-        thread_cpu().saturating_sub(i)
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, v: &Duration) -> f64 {
-        v.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        WallTime.formatter()
-    }
-}
 
 fn request(order: u64) -> SwapRequest {
     let bms = |soc| {
