@@ -585,8 +585,60 @@ pub enum BooksOp {
         #[serde(default)]
         source: PaymentSource,
     },
-    /// Refunds (part of) a sale; the agents' shares shrink with it, so that
-    /// after any refunds every party holds the split of what was kept.
+    /// Places a pre-authorisation hold on the rider's paid wallet balance
+    /// for a new pay-per-use order (a swap's price, a charging session's
+    /// hold): wallet → platform revenue, pending ([`WalletOp::Authorize`],
+    /// wallet order `order`). Nothing is revenue, or shared, until it is
+    /// captured ([`BooksOp::Capture`]) or charged ([`BooksOp::Charge`]).
+    Authorize {
+        /// A new order id.
+        order: Key,
+        /// The rider.
+        rider: Key,
+        /// A positive amount.
+        amount: Money,
+        /// What is sold (the product type of the revenue rules).
+        product: ProductType,
+        /// Swaps in the order, for fixed per-swap shares.
+        #[serde(default)]
+        swaps: u32,
+        /// The agent chain, nearest first.
+        #[serde(default)]
+        chain: Vec<String>,
+        /// When the hold lapses, if ever.
+        #[serde(default)]
+        expires_at: Option<Timestamp>,
+    },
+    /// Captures an order's hold in full (`amount` omitted) or in part (the
+    /// rest is released): what is captured is charged, and the agents'
+    /// shares move to the split of what the order has kept.
+    Capture {
+        /// The order.
+        order: Key,
+        /// How much to charge (at most the hold).
+        #[serde(default)]
+        amount: Option<Money>,
+    },
+    /// Releases an order's hold without a charge.
+    Release {
+        /// The order.
+        order: Key,
+    },
+    /// Charges an order already on the books once more (a price above its
+    /// hold, a swap force-completed after its hold was released), as a new
+    /// wallet order `{op}.pay`; the shares follow.
+    Charge {
+        /// The order.
+        order: Key,
+        /// A positive amount.
+        amount: Money,
+        /// Wallet or channel.
+        #[serde(default)]
+        source: PaymentSource,
+    },
+    /// Refunds (part of) a sale, newest payment first; the agents' shares
+    /// shrink with it, so that after any refunds every party holds the
+    /// split of what was kept.
     RefundSale {
         /// The order.
         order: Key,
@@ -647,6 +699,11 @@ pub struct SaleBook {
     pub refunded: Money,
     /// The split of what was kept (amount − refunded): what each party holds.
     pub split: SplitResult,
+    /// The wallet orders that paid it, oldest first (the order itself for
+    /// a sale or a captured hold, then `{op}.pay` for each further charge);
+    /// refunds return them newest first.
+    #[serde(default)]
+    pub payments: Vec<Key>,
 }
 
 /// A fee an operation charged.
@@ -929,6 +986,15 @@ pub struct Books {
     splits: Vec<SplitResult>,
     ops: BTreeMap<Key, OpRecord>,
     last_at: Option<Timestamp>,
+}
+
+/// The facts of a new pay-per-use order.
+struct NewSale<'a> {
+    order: Key,
+    rider: Key,
+    product: ProductType,
+    swaps: u32,
+    chain: &'a [String],
 }
 
 /// What an operation changes in the books' own records, applied only after
@@ -1563,10 +1629,34 @@ impl Books {
         destination: RefundDestination,
     ) -> Result<()> {
         let cur = self.config.currency();
+        let package = book.id;
+        self.refund_legs(tx, &book.orders, amount, destination, "", |refundable| {
+            BooksError::RefundExceedsPaid {
+                package,
+                refundable: Money::from_minor(refundable, cur),
+                requested: Money::from_minor(amount, cur),
+            }
+        })
+    }
+
+    /// Refunds `amount` (minor units) from wallet orders, newest first, as
+    /// wallet ops `{op}{prefix}` for the first leg and `{op}{prefix}.rNN`
+    /// after it (`{op}.rNN` for every leg when the prefix is empty);
+    /// `too_much(refundable)` is the error when they cannot return it.
+    fn refund_legs(
+        &mut self,
+        tx: &mut Tx,
+        orders: &[Key],
+        amount: i64,
+        destination: RefundDestination,
+        prefix: &str,
+        too_much: impl FnOnce(i64) -> BooksError,
+    ) -> Result<()> {
+        let cur = self.config.currency();
         let mut left = amount;
         let mut refundable = 0i64;
         let mut legs = Vec::new();
-        for order in book.orders.iter().rev() {
+        for order in orders.iter().rev() {
             let r = self
                 .wallets
                 .order(order)
@@ -1579,16 +1669,15 @@ impl Books {
             }
         }
         if left > 0 {
-            return Err(BooksError::RefundExceedsPaid {
-                package: book.id,
-                refundable: Money::from_minor(refundable, cur),
-                requested: Money::from_minor(amount, cur),
-            });
+            return Err(too_much(refundable));
         }
         for (n, (order, take)) in legs.into_iter().enumerate() {
-            let id = leg(n)
-                .ok_or_else(|| overflow("refund legs"))
-                .and_then(|s| tx.sub(&s))?;
+            let id = match (n, prefix) {
+                (0, p) if !p.is_empty() => tx.sub(p)?,
+                (n, p) => leg(n)
+                    .ok_or_else(|| overflow("refund legs"))
+                    .and_then(|l| tx.sub(&format!("{p}{l}")))?,
+            };
             self.wallet(
                 tx,
                 id,
@@ -1706,6 +1795,34 @@ impl Books {
                     tx, *order, *rider, *amount, *product, *swaps, chain, *source,
                 );
             }
+            BooksOp::Authorize {
+                order,
+                rider,
+                amount,
+                product,
+                swaps,
+                chain,
+                expires_at,
+            } => {
+                let sale = NewSale {
+                    order: *order,
+                    rider: *rider,
+                    product: *product,
+                    swaps: *swaps,
+                    chain,
+                };
+                return self.authorize(tx, &sale, *amount, *expires_at);
+            }
+            BooksOp::Capture { order, amount } => return self.capture(tx, *order, *amount),
+            BooksOp::Release { order } => {
+                self.sale_book(*order)?;
+                self.wallet(tx, id, WalletOp::Release { order: *order })?;
+            }
+            BooksOp::Charge {
+                order,
+                amount,
+                source,
+            } => return self.charge(tx, *order, *amount, *source),
             BooksOp::RefundSale {
                 order,
                 amount,
@@ -2013,8 +2130,106 @@ impl Books {
                 amount,
                 refunded: Money::zero(cur),
                 split,
+                payments: vec![order],
             }),
         ))
+    }
+
+    fn sale_book(&self, order: Key) -> Result<SaleBook> {
+        self.sales
+            .get(&order)
+            .cloned()
+            .ok_or(BooksError::SaleNotFound { order })
+    }
+
+    /// A hold for a new order: nothing is revenue until it is captured.
+    fn authorize(
+        &mut self,
+        tx: &mut Tx,
+        sale: &NewSale<'_>,
+        amount: Money,
+        expires_at: Option<Timestamp>,
+    ) -> Result<Commit> {
+        let cur = self.config.currency();
+        positive("amount", amount, cur)?;
+        let order = sale.order;
+        if self.sales.contains_key(&order) {
+            return Err(BooksError::SaleExists { order });
+        }
+        // Check the chain before anything moves (a zero split validates it).
+        let base = tx.sub(".sale")?;
+        let split = self.split(base, sale.product, 0, 0, sale.chain, tx.local)?;
+        for node in sale.chain {
+            Key::for_field("chain", node)?.suffixed(":revenue", "chain")?;
+        }
+        let id = tx.op_id;
+        self.wallet(
+            tx,
+            id,
+            WalletOp::Authorize {
+                rider: sale.rider,
+                order,
+                amount,
+                credit_account: self.config.revenue_account,
+                code: sale_code(sale.product),
+                expires_at,
+            },
+        )?;
+        Ok(Commit::Sale(
+            order,
+            Box::new(SaleBook {
+                order,
+                rider: sale.rider,
+                product: sale.product,
+                swaps: sale.swaps,
+                chain: sale.chain.to_vec(),
+                amount: Money::zero(cur),
+                refunded: Money::zero(cur),
+                split,
+                payments: vec![order],
+            }),
+        ))
+    }
+
+    fn capture(&mut self, tx: &mut Tx, order: Key, amount: Option<Money>) -> Result<Commit> {
+        let old = self.sale_book(order)?;
+        let id = tx.op_id;
+        self.wallet(tx, id, WalletOp::Capture { order, amount })?;
+        let captured = self.wallets.order(&order).map_or(0, |o| minor(o.charged));
+        let charged = add(minor(old.amount), captured)?;
+        let refunded = minor(old.refunded);
+        self.resplit(tx, old, charged, refunded)
+    }
+
+    fn charge(
+        &mut self,
+        tx: &mut Tx,
+        order: Key,
+        amount: Money,
+        source: PaymentSource,
+    ) -> Result<Commit> {
+        let a = positive("amount", amount, self.config.currency())?;
+        let mut old = self.sale_book(order)?;
+        let pay = tx.sub(".pay")?;
+        self.wallet(
+            tx,
+            pay,
+            WalletOp::Pay {
+                rider: old.rider,
+                order: pay,
+                amount,
+                credit_account: self.config.revenue_account,
+                code: sale_code(old.product),
+                source,
+            },
+        )?;
+        if old.payments.is_empty() {
+            old.payments.push(order);
+        }
+        old.payments.push(pay);
+        let charged = add(minor(old.amount), a)?;
+        let refunded = minor(old.refunded);
+        self.resplit(tx, old, charged, refunded)
     }
 
     fn refund_sale(
@@ -2026,31 +2241,46 @@ impl Books {
     ) -> Result<Commit> {
         let cur = self.config.currency();
         let a = positive("amount", amount, cur)?;
-        let old = self
-            .sales
-            .get(&order)
-            .cloned()
-            .ok_or(BooksError::SaleNotFound { order })?;
-        let refund = tx.sub(".ref")?;
-        self.wallet(
-            tx,
-            refund,
-            WalletOp::Refund {
+        let old = self.sale_book(order)?;
+        let payments = if old.payments.is_empty() {
+            vec![order]
+        } else {
+            old.payments.clone()
+        };
+        self.refund_legs(tx, &payments, a, destination, ".ref", |refundable| {
+            WalletError::RefundExceedsPaid {
                 order,
-                amount,
-                destination,
-            },
-        )?;
+                refundable: Money::from_minor(refundable, cur),
+                requested: amount,
+            }
+            .into()
+        })?;
         let refunded = add(minor(old.refunded), a)?;
-        let kept = sub(minor(old.amount), refunded)?;
+        let charged = minor(old.amount);
+        self.resplit(tx, old, charged, refunded)
+    }
+
+    /// Records an order's new charged and refunded totals and moves the
+    /// agents' shares to the split of what it kept, posting the difference
+    /// as `{op}.sale.s{level}`.
+    fn resplit(
+        &mut self,
+        tx: &mut Tx,
+        old: SaleBook,
+        charged: i64,
+        refunded: i64,
+    ) -> Result<Commit> {
+        let cur = self.config.currency();
+        let kept = sub(charged, refunded)?;
         let base = tx.sub(".sale")?;
         let swaps = if kept > 0 { old.swaps } else { 0 };
         let split = self.split(base, old.product, kept, swaps, &old.chain, tx.local)?;
         let delta = split_delta(&old.split, &split, base.as_str(), tx.local)?;
         self.post_shares(tx, base, delta)?;
         Ok(Commit::Sale(
-            order,
+            old.order,
             Box::new(SaleBook {
+                amount: Money::from_minor(charged, cur),
                 refunded: Money::from_minor(refunded, cur),
                 split,
                 ..old

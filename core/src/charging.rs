@@ -1718,8 +1718,7 @@ mod ledger_tests {
         /// paid exactly the settled amount.
         #[test]
         fn wallet_sessions_on_the_ledger(ops in proptest::collection::vec(0u8..10, 0..30)) {
-            let (ledger, wallets, deposits) = books();
-            let mut ex = Executor::new(config(), Custody::new()).with_money(ledger, wallets, deposits);
+            let mut ex = Executor::new(config(), Custody::new()).with_books(books());
             let mut s = ChargingSession::new();
             let rider = RiderId(7);
             let hold: Money = "20.00".parse().unwrap();
@@ -1769,7 +1768,7 @@ mod ledger_tests {
                 }
             }
             proptest::prop_assert!(s.is_finished());
-            proptest::prop_assert!(ex.money().unwrap().ledger.open_holds().is_empty());
+            proptest::prop_assert!(ex.books().unwrap().ledger().open_holds().is_empty());
             let paid = match s.outcome() {
                 Some(ChargingOutcome::Settled { amount, .. }) if !s.refunded() => *amount,
                 _ => Money::zero(hold.currency()),

@@ -5,53 +5,51 @@
 //! each idempotently:
 //!
 //! - custody moves into the [`Custody`] book;
-//! - entitlement consumption and its reversal through [`crate::package`]
-//!   (`Consume` / `ReverseConsumption`, idempotent by order id, so a replayed
-//!   swap never consumes twice);
-//! - revenue splits and their reversals through [`crate::settlement`], with
-//!   the agent chain of the cabinet's owner in [`crate::org`] (idempotent by
-//!   order id);
-//!
-//! - when money books are attached ([`Executor::with_money`]), every money
-//!   movement on the [`Ledger`] through [`Wallets`]: holds (`Authorize`),
-//!   captures, releases, direct charges and refunds of the rider's wallet,
-//!   the recognition of a package swap's value (package liability → platform
-//!   revenue, `{order}.consume`, code `package_consume`) and the agents'
-//!   revenue shares (platform revenue → `{node}:revenue`, code
-//!   `revenue_share`), each idempotent by an id derived from the order;
+//! - when [`Books`] are attached ([`Executor::with_books`]), every money
+//!   effect as a [`BooksOp`] — the executor posts nothing itself, so the
+//!   books' rules hold for machine orders too: package consumption and its
+//!   reversal (the liability posting rule: revenue is recognised as
+//!   [`crate::package::Package::liability`] falls, and shared with the
+//!   package's agent chain), wallet holds, captures, releases, direct
+//!   charges and refunds of pay-per-use orders (shared with the agent chain
+//!   of the cabinet where they happened, [`crate::org::Org::agent_chain`]),
+//!   and deposits;
 //!
 //! and reports the rest as the host's: door commands, notifications, alerts
-//! and slot locks (and money effects when no books are attached).
+//! and slot locks (and every money effect when no books are attached).
 //!
-//! Ledger ids: a swap order `N` uses wallet order `swN` (`chN` for charging);
-//! wallet op ids `swN.auth`, `swN.capture`, `swN.release`, `swN.pay`,
-//! `swN.refund`; transfers `swN.consume`, `swN.unconsume`, `swN.share.L`,
-//! `swN.unshare.L` (L: the split level). A package's liability account is
-//! `{package}:liability` and must exist (the host posts the purchase into it).
+//! **Operation ids** are derived from the order, so carrying out the same
+//! effects again is a no-op that reports [`Carried::Duplicate`]: a swap
+//! order `N` is books order `swN` (`chN` for a charging session, `rtN` for a
+//! rental), with operations `swN.hold`, `swN.capture`, `swN.release`,
+//! `swN.pay`, `swN.refund`, `swN.consume` and `swN.unconsume`; a package
+//! records the consumption under the order `swN`.
 //!
-//! Package and settlement times are local ([`chrono::NaiveDateTime`]); the
-//! executor converts `now` with its configured UTC offset (China: +8 h).
+//! **Revenue splits.** The books split revenue with the money movement that
+//! earns it (a capture, a charge, a package's recognised value) and reverse
+//! it with the refund or the reversed consumption, so the machines'
+//! `SplitRevenue` and `ReverseRevenue` effects have nothing of their own
+//! left to do: they report [`Carried::Covered`] (a `SplitRevenue` whose
+//! amount differs from what a pay-per-use order kept is
+//! [`ExecutorError::SplitMismatch`]). A package-paid swap's revenue is the
+//! package's unit value by the package's rules, whatever the session was
+//! told (`Payment::Package::unit_value` is for display).
+//!
 //! A cabinet's org asset id is its decimal [`CabinetId`].
 
-use std::collections::BTreeMap;
-
-use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
+use crate::books::{Books, BooksError, BooksOp};
 use crate::charging::ChargingEffect;
 use crate::custody::{CabinetId, Custody, CustodyError, MoveRequest, RiderId, Timestamp};
-use crate::deposit::{DeductReason, DepositError, DepositOp, DepositStatus, Deposits};
-use crate::ledger::{AccountKind, Command as LedgerCommand, Key, Ledger, LedgerError, NewAccount};
+use crate::deposit::{DeductReason, DepositOp, DepositStatus};
+use crate::ledger::{Key, LedgerError};
 use crate::money::Money;
 use crate::org::{AssetKind, Org, OrgError};
-use crate::package::{Command as PackageCommand, Package, PackageError};
-use crate::rental::Deduction;
-use crate::rental::RentalEffect;
-use crate::settlement::{
-    ProductType, RevenueOrder, RevenueRules, SettlementError, SplitResult, split,
-};
+use crate::rental::{Deduction, RentalEffect};
+use crate::settlement::ProductType;
 use crate::swap::SwapEffect;
-use crate::wallet::{PaymentSource, RefundDestination, WalletError, WalletOp, Wallets};
+use crate::wallet::{PaymentSource, RefundDestination};
 
 /// Errors of the executor: which effect could not be carried out and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -63,53 +61,34 @@ pub enum ExecutorError {
         /// Why.
         error: CustodyError,
     },
-    /// No package with this id is loaded.
-    #[error("package {package} is unknown: load it with add_package first")]
-    UnknownPackage {
-        /// The package id.
-        package: String,
-    },
-    /// The package refused the command.
-    #[error("package {package} refused {command}: {error}")]
-    Package {
-        /// The package id.
-        package: String,
-        /// The command.
-        command: String,
+    /// The books refused an operation (it changed nothing).
+    #[error("the books refused {op_id}: {error}")]
+    Books {
+        /// The operation id.
+        op_id: String,
         /// Why.
-        error: PackageError,
+        error: Box<BooksError>,
     },
-    /// The revenue split failed.
-    #[error("revenue split of order {order} failed: {error}")]
-    Settlement {
-        /// The order.
-        order: u64,
+    /// An id derived from the effect is not a valid ledger key.
+    #[error("{field} {value} is not a usable books id: {error}")]
+    Id {
+        /// What the id names.
+        field: String,
+        /// The text.
+        value: String,
         /// Why.
-        error: SettlementError,
+        error: Box<LedgerError>,
     },
-    /// The ledger refused a movement (or an id could not be formed).
-    #[error("ledger refused {what}: {error}")]
-    Ledger {
-        /// What was being posted.
-        what: String,
-        /// Why.
-        error: LedgerError,
-    },
-    /// The wallet refused an operation.
-    #[error("wallet refused {what}: {error}")]
-    Wallet {
-        /// The operation.
-        what: String,
-        /// Why.
-        error: Box<WalletError>,
-    },
-    /// The deposit module refused an operation.
-    #[error("deposit refused {what}: {error}")]
-    Deposit {
-        /// The operation.
-        what: String,
-        /// Why.
-        error: Box<DepositError>,
+    /// A `SplitRevenue` effect's amount differs from what the order kept on
+    /// the books.
+    #[error("order {order}: the machine splits {expected} but the books hold {kept}")]
+    SplitMismatch {
+        /// The books order.
+        order: String,
+        /// The effect's amount.
+        expected: Money,
+        /// Charged minus refunded on the books.
+        kept: Money,
     },
     /// The org could not place the cabinet.
     #[error("cabinet {cabinet} has no owner node: {error}")]
@@ -129,8 +108,11 @@ pub enum Carried {
     Done,
     /// Already carried out before (same id): nothing changed.
     Duplicate,
+    /// Nothing of its own to do: the books did it with the money movement
+    /// it belongs to (revenue splits and their reversals).
+    Covered,
     /// Not core's work: the host carries it out (doors, notifications,
-    /// alerts, slot locks, ledger money movements).
+    /// alerts, slot locks; money effects when no books are attached).
     Host,
     /// Failed; nothing changed for this effect.
     Failed {
@@ -139,6 +121,34 @@ pub enum Carried {
     },
 }
 
+/// Configuration of an executor. The books carry their own (time zone,
+/// revenue account, revenue-sharing rules): [`crate::books::BooksConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorConfig {
+    /// The organisation, for the agent chains of cabinets (none:
+    /// platform-owned sites).
+    #[serde(default)]
+    pub org: Option<Org>,
+    /// The credit line deposit waivers are held on (default
+    /// `platform:credit_line`; it must be one of the books' credit lines).
+    #[serde(default = "default_credit_line")]
+    pub credit_line: Key,
+}
+
+fn default_credit_line() -> Key {
+    Key::lit("platform:credit_line")
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> ExecutorConfig {
+        ExecutorConfig {
+            org: None,
+            credit_line: default_credit_line(),
+        }
+    }
+}
+
+/// A pay-per-use money effect of a swap or charging session.
 enum MoneyOp {
     Hold(u64, Money),
     Capture(u64, Money),
@@ -147,132 +157,366 @@ enum MoneyOp {
     Refund(u64, Money),
 }
 
-/// Configuration of an executor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExecutorConfig {
-    /// Seconds east of UTC of the platform's local time (28 800 for China).
-    pub utc_offset_s: i32,
-    /// Revenue-sharing rules.
-    pub rules: RevenueRules,
-    /// The organisation, for agent chains (none: platform-owned sites).
-    pub org: Option<Org>,
-    /// The platform revenue account (default `platform:revenue`).
-    #[serde(default = "default_revenue")]
-    pub revenue_account: String,
-    /// The credit line deposit waivers are held on (default `platform:credit_line`).
-    #[serde(default = "default_credit_line")]
-    pub credit_line_account: String,
-}
-
-fn default_credit_line() -> String {
-    "platform:credit_line".into()
-}
-
-fn default_revenue() -> String {
-    "platform:revenue".into()
-}
-
-/// The ledger and the wallets posting to it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MoneyBooks {
-    /// The ledger.
-    pub ledger: Ledger,
-    /// The rider wallets.
-    pub wallets: Wallets,
-    /// The rental deposits and waivers.
-    pub deposits: Deposits,
-}
-
-/// Carries out effects; owns the custody book, the loaded packages, the
-/// revenue splits it made and, optionally, the money books.
+/// Carries out effects; owns the custody book and, optionally, the books.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Executor {
     config: ExecutorConfig,
     custody: Custody,
-    packages: BTreeMap<String, Package>,
-    splits: BTreeMap<String, SplitResult>,
-    money: Option<MoneyBooks>,
-    /// Package-paid orders: order → package.
-    consumed: BTreeMap<String, String>,
-    /// Wallet order key each charged order was paid under.
-    paid: BTreeMap<String, String>,
+    books: Option<Books>,
+}
+
+fn key(field: &str, value: &str) -> Result<Key, ExecutorError> {
+    Key::for_field(field, value).map_err(|error| ExecutorError::Id {
+        field: field.into(),
+        value: value.into(),
+        error: Box::new(error),
+    })
 }
 
 impl Executor {
-    /// A new executor over a custody book.
+    /// A new executor over a custody book, without books: money effects
+    /// are the host's.
     pub fn new(config: ExecutorConfig, custody: Custody) -> Executor {
         Executor {
             config,
             custody,
-            packages: BTreeMap::new(),
-            splits: BTreeMap::new(),
-            money: None,
-            consumed: BTreeMap::new(),
-            paid: BTreeMap::new(),
+            books: None,
         }
     }
 
-    /// Attaches the ledger, wallets and deposits: money effects are then
-    /// posted.
-    pub fn with_money(mut self, ledger: Ledger, wallets: Wallets, deposits: Deposits) -> Executor {
-        self.money = Some(MoneyBooks {
-            ledger,
-            wallets,
-            deposits,
-        });
+    /// Attaches the books: every money effect is then a [`BooksOp`].
+    pub fn with_books(mut self, books: Books) -> Executor {
+        self.books = Some(books);
         self
     }
 
-    fn deposit_status(&self, deposit: &str) -> Option<DepositStatus> {
-        let books = self.money.as_ref()?;
-        let k = Key::new(deposit).ok()?;
-        books.deposits.deposit(&k).map(|d| d.status)
+    /// The books, if attached.
+    pub fn books(&self) -> Option<&Books> {
+        self.books.as_ref()
     }
 
-    /// Applies a deposit op; `Duplicate` when the op id was applied before.
-    fn deposit_op(
+    /// The books, for the host's own operations (top-ups, package
+    /// purchases, payouts): apply them with [`Books::apply`].
+    pub fn books_mut(&mut self) -> Option<&mut Books> {
+        self.books.as_mut()
+    }
+
+    /// The custody book.
+    pub fn custody(&self) -> &Custody {
+        &self.custody
+    }
+
+    /// The agent chain of a cabinet's owner (empty without an org or a
+    /// cabinet).
+    fn chain(&self, cabinet: Option<CabinetId>) -> Result<Vec<String>, ExecutorError> {
+        match (&self.config.org, cabinet) {
+            (Some(org), Some(c)) => {
+                let err = |error| ExecutorError::Org {
+                    cabinet: c.0,
+                    error,
+                };
+                let node = org
+                    .owner_of(AssetKind::Cabinet, &c.0.to_string())
+                    .map_err(err)?;
+                org.agent_chain(node).map_err(err)
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn custody_move(&mut self, m: &MoveRequest, now: Timestamp) -> Carried {
+        match self.custody.record(m.clone(), now) {
+            Ok(r) if r.duplicate => Carried::Duplicate,
+            Ok(_) => Carried::Done,
+            Err(error) => Carried::Failed {
+                error: ExecutorError::Custody { error },
+            },
+        }
+    }
+
+    /// Applies a books operation under `op_id` (built by `op` only when
+    /// books are attached); `Duplicate` when the id was applied before.
+    fn books_op(
         &mut self,
         op_id: &str,
-        op: impl FnOnce() -> Result<DepositOp, ExecutorError>,
+        op: impl FnOnce(&Executor) -> Result<BooksOp, ExecutorError>,
         now: Timestamp,
     ) -> Carried {
-        let Some(books) = self.money.as_mut() else {
+        if self.books.is_none() {
             return Carried::Host;
-        };
-        let run = || -> Result<bool, ExecutorError> {
-            let id = Executor::key("deposit op id", op_id)?;
-            let op = op()?;
-            let key = match &op {
-                DepositOp::Pay { deposit, .. }
-                | DepositOp::Waive { deposit, .. }
-                | DepositOp::StartRental { deposit, .. }
-                | DepositOp::EndRental { deposit }
-                | DepositOp::Deduct { deposit, .. }
-                | DepositOp::ApplyRefund { deposit }
-                | DepositOp::ReviewRefund { deposit, .. }
-                | DepositOp::ConfirmRefund { deposit } => *deposit,
+        }
+        let run = |ex: &mut Executor| -> Result<bool, ExecutorError> {
+            let id = key("op_id", op_id)?;
+            let op = op(ex)?;
+            let Some(books) = ex.books.as_mut() else {
+                return Ok(false);
             };
-            let before = books.deposits.deposit(&key).cloned();
-            let len = books.ledger.len();
+            let seen = books.receipt(&id).is_some();
             books
-                .deposits
-                .apply(id, &op, &mut books.ledger, now)
-                .map_err(|error| ExecutorError::Deposit {
-                    what: op_id.into(),
+                .apply(id, now, &op)
+                .map_err(|error| ExecutorError::Books {
+                    op_id: op_id.into(),
                     error: Box::new(error),
                 })?;
-            Ok(books.deposits.deposit(&key) != before.as_ref() || books.ledger.len() != len)
+            Ok(!seen)
         };
-        match run() {
+        match run(self) {
             Ok(true) => Carried::Done,
             Ok(false) => Carried::Duplicate,
             Err(error) => Carried::Failed { error },
         }
     }
 
+    /// A `SplitRevenue` effect: the books split with the money movement.
+    fn split_covered(&self, order: &str, amount: Money) -> Carried {
+        let Some(books) = &self.books else {
+            return Carried::Host;
+        };
+        let sale = Key::new(order).ok().and_then(|k| books.sale(&k));
+        match sale {
+            Some(s) => {
+                let kept = s.amount.checked_sub(s.refunded).unwrap_or(s.amount);
+                if kept == amount {
+                    Carried::Covered
+                } else {
+                    Carried::Failed {
+                        error: ExecutorError::SplitMismatch {
+                            order: order.into(),
+                            expected: amount,
+                            kept,
+                        },
+                    }
+                }
+            }
+            // paid by a package: recognised and split by the package's rules
+            None => Carried::Covered,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn money_op(
+        &mut self,
+        prefix: &str,
+        product: ProductType,
+        cabinet: Option<CabinetId>,
+        rider: RiderId,
+        op: MoneyOp,
+        now: Timestamp,
+    ) -> Carried {
+        let swaps = u32::from(product == ProductType::Swap);
+        let order = |n: u64| key("order", &format!("{prefix}{n}"));
+        match op {
+            MoneyOp::Hold(n, amount) => self.books_op(
+                &format!("{prefix}{n}.hold"),
+                |ex| {
+                    Ok(BooksOp::Authorize {
+                        order: order(n)?,
+                        rider: key("rider", &rider.0.to_string())?,
+                        amount,
+                        product,
+                        swaps,
+                        chain: ex.chain(cabinet)?,
+                        expires_at: None,
+                    })
+                },
+                now,
+            ),
+            MoneyOp::Capture(n, amount) => self.books_op(
+                &format!("{prefix}{n}.capture"),
+                |_| {
+                    Ok(BooksOp::Capture {
+                        order: order(n)?,
+                        amount: Some(amount),
+                    })
+                },
+                now,
+            ),
+            MoneyOp::Release(n) => self.books_op(
+                &format!("{prefix}{n}.release"),
+                |_| Ok(BooksOp::Release { order: order(n)? }),
+                now,
+            ),
+            MoneyOp::Charge(n, amount) => self.books_op(
+                &format!("{prefix}{n}.pay"),
+                |_| {
+                    Ok(BooksOp::Charge {
+                        order: order(n)?,
+                        amount,
+                        source: PaymentSource::Wallet,
+                    })
+                },
+                now,
+            ),
+            MoneyOp::Refund(n, amount) => self.books_op(
+                &format!("{prefix}{n}.refund"),
+                |_| {
+                    Ok(BooksOp::RefundSale {
+                        order: order(n)?,
+                        amount,
+                        destination: RefundDestination::Wallet,
+                    })
+                },
+                now,
+            ),
+        }
+    }
+
+    fn consume(&mut self, prefix: &str, order: u64, package: &str, now: Timestamp) -> Carried {
+        self.books_op(
+            &format!("{prefix}{order}.consume"),
+            |_| {
+                Ok(BooksOp::Consume {
+                    package: key("package", package)?,
+                    order: format!("{prefix}{order}"),
+                    swaps: 1,
+                })
+            },
+            now,
+        )
+    }
+
+    fn unconsume(&mut self, prefix: &str, order: u64, package: &str, now: Timestamp) -> Carried {
+        self.books_op(
+            &format!("{prefix}{order}.unconsume"),
+            |_| {
+                Ok(BooksOp::ReverseConsumption {
+                    package: key("package", package)?,
+                    order: format!("{prefix}{order}"),
+                })
+            },
+            now,
+        )
+    }
+
+    fn covered(&self) -> Carried {
+        if self.books.is_some() {
+            Carried::Covered
+        } else {
+            Carried::Host
+        }
+    }
+
+    /// Carries out a swap decision's effects, in order, for the session's
+    /// rider at `cabinet`.
+    pub fn carry_out_swap(
+        &mut self,
+        cabinet: CabinetId,
+        rider: RiderId,
+        effects: &[SwapEffect],
+        now: Timestamp,
+    ) -> Vec<Carried> {
+        let (p, kind, site) = ("sw", ProductType::Swap, Some(cabinet));
+        effects
+            .iter()
+            .map(|e| match e {
+                SwapEffect::CustodyMove(m) => self.custody_move(m, now),
+                SwapEffect::ConsumeEntitlement { order, package } => {
+                    self.consume(p, *order, package, now)
+                }
+                SwapEffect::RefundEntitlement { order, package } => {
+                    self.unconsume(p, *order, package, now)
+                }
+                SwapEffect::SplitRevenue { order, amount } => {
+                    self.split_covered(&format!("{p}{order}"), *amount)
+                }
+                SwapEffect::ReverseRevenue { .. } => self.covered(),
+                SwapEffect::PlaceHold { order, amount } => {
+                    self.money_op(p, kind, site, rider, MoneyOp::Hold(*order, *amount), now)
+                }
+                SwapEffect::CaptureHold { order, amount } => {
+                    self.money_op(p, kind, site, rider, MoneyOp::Capture(*order, *amount), now)
+                }
+                SwapEffect::ReleaseHold { order } => {
+                    self.money_op(p, kind, site, rider, MoneyOp::Release(*order), now)
+                }
+                SwapEffect::ChargeWallet { order, amount } => {
+                    self.money_op(p, kind, site, rider, MoneyOp::Charge(*order, *amount), now)
+                }
+                SwapEffect::RefundPayment { order, amount } => {
+                    self.money_op(p, kind, site, rider, MoneyOp::Refund(*order, *amount), now)
+                }
+                _ => Carried::Host,
+            })
+            .collect()
+    }
+
+    /// Carries out a charging decision's effects, in order. `cabinet` is the
+    /// charging cabinet, if the session runs at one (for the agent chain).
+    /// Holds are placed on the rider's paid wallet balance; a
+    /// pre-authorisation on an external means is the host's (its money
+    /// effects then fail here unless the host placed the hold on the books
+    /// under the same order).
+    pub fn carry_out_charging(
+        &mut self,
+        cabinet: Option<CabinetId>,
+        rider: RiderId,
+        effects: &[ChargingEffect],
+        now: Timestamp,
+    ) -> Vec<Carried> {
+        let (p, kind) = ("ch", ProductType::Charging);
+        effects
+            .iter()
+            .map(|e| match e {
+                ChargingEffect::ConsumeEntitlement { order, package } => {
+                    self.consume(p, *order, package, now)
+                }
+                ChargingEffect::SplitRevenue { order, amount } => {
+                    self.split_covered(&format!("{p}{order}"), *amount)
+                }
+                ChargingEffect::ReverseRevenue { .. } => self.covered(),
+                ChargingEffect::PlaceHold { order, amount } => {
+                    self.money_op(p, kind, cabinet, rider, MoneyOp::Hold(*order, *amount), now)
+                }
+                ChargingEffect::CaptureHold { order, amount } => self.money_op(
+                    p,
+                    kind,
+                    cabinet,
+                    rider,
+                    MoneyOp::Capture(*order, *amount),
+                    now,
+                ),
+                ChargingEffect::ReleaseHold { order } => {
+                    self.money_op(p, kind, cabinet, rider, MoneyOp::Release(*order), now)
+                }
+                ChargingEffect::ChargeWallet { order, amount } => self.money_op(
+                    p,
+                    kind,
+                    cabinet,
+                    rider,
+                    MoneyOp::Charge(*order, *amount),
+                    now,
+                ),
+                ChargingEffect::RefundPayment { order, amount } => self.money_op(
+                    p,
+                    kind,
+                    cabinet,
+                    rider,
+                    MoneyOp::Refund(*order, *amount),
+                    now,
+                ),
+                _ => Carried::Host,
+            })
+            .collect()
+    }
+
+    fn deposit_status(&self, deposit: &str) -> Option<DepositStatus> {
+        let books = self.books.as_ref()?;
+        let k = Key::new(deposit).ok()?;
+        books.deposits().deposit(&k).map(|d| d.status)
+    }
+
+    fn deposit_op(
+        &mut self,
+        op_id: &str,
+        op: impl FnOnce() -> Result<DepositOp, ExecutorError>,
+        now: Timestamp,
+    ) -> Carried {
+        self.books_op(op_id, |_| Ok(BooksOp::Deposit { action: op()? }), now)
+    }
+
     fn rental_effect(&mut self, rider: RiderId, e: &RentalEffect, now: Timestamp) -> Carried {
         let dep = |order: &u64| format!("rt{order}");
-        let rider_key = || Executor::key("rider", &rider.0.to_string());
+        let rider_key = || key("rider", &rider.0.to_string());
         let reason = |r: &Deduction| match r {
             Deduction::Fees => DeductReason::UnpaidFees,
             Deduction::Damage => DeductReason::Damage,
@@ -287,14 +531,14 @@ impl Executor {
                     crate::custody::Location::Rider { .. },
                 ) = (&m.cause, &m.to)
                 {
-                    if self.deposit_status(&dep(order)) == Some(DepositStatus::Held) {
-                        let d = dep(order);
+                    let d = dep(order);
+                    if self.deposit_status(&d) == Some(DepositStatus::Held) {
                         let s = self.deposit_op(
                             &format!("{d}.start"),
                             || {
                                 Ok(DepositOp::StartRental {
-                                    deposit: Executor::key("deposit", &d)?,
-                                    rental: Executor::key("rental", &d)?,
+                                    deposit: key("deposit", &d)?,
+                                    rental: key("rental", &d)?,
                                 })
                             },
                             now,
@@ -312,7 +556,7 @@ impl Executor {
                     &format!("{d}.pay"),
                     || {
                         Ok(DepositOp::Pay {
-                            deposit: Executor::key("deposit", &d)?,
+                            deposit: key("deposit", &d)?,
                             rider: rider_key()?,
                             amount: *amount,
                         })
@@ -322,15 +566,15 @@ impl Executor {
             }
             RentalEffect::PlaceCreditHold { order, amount } => {
                 let d = dep(order);
-                let line = self.config.credit_line_account.clone();
+                let line = self.config.credit_line;
                 self.deposit_op(
                     &format!("{d}.waive"),
                     || {
                         Ok(DepositOp::Waive {
-                            deposit: Executor::key("deposit", &d)?,
+                            deposit: key("deposit", &d)?,
                             rider: rider_key()?,
                             amount: *amount,
-                            credit_line: Executor::key("credit line", &line)?,
+                            credit_line: line,
                             expires_at: None,
                         })
                     },
@@ -352,7 +596,7 @@ impl Executor {
                     &format!("{d}.deduct"),
                     || {
                         Ok(DepositOp::Deduct {
-                            deposit: Executor::key("deposit", &d)?,
+                            deposit: key("deposit", &d)?,
                             amount: *amount,
                             reason: reason(why),
                         })
@@ -367,7 +611,7 @@ impl Executor {
                         &format!("{d}.end"),
                         || {
                             Ok(DepositOp::EndRental {
-                                deposit: Executor::key("deposit", &d)?,
+                                deposit: key("deposit", &d)?,
                             })
                         },
                         now,
@@ -390,7 +634,7 @@ impl Executor {
                         &format!("{d}.end"),
                         || {
                             Ok(DepositOp::EndRental {
-                                deposit: Executor::key("deposit", &d)?,
+                                deposit: key("deposit", &d)?,
                             })
                         },
                         now,
@@ -405,7 +649,7 @@ impl Executor {
                     &format!("{d}.refund"),
                     || {
                         Ok(DepositOp::ApplyRefund {
-                            deposit: Executor::key("deposit", &d)?,
+                            deposit: key("deposit", &d)?,
                         })
                     },
                     now,
@@ -417,532 +661,29 @@ impl Executor {
                     &format!("{d}.end"),
                     || {
                         Ok(DepositOp::EndRental {
-                            deposit: Executor::key("deposit", &d)?,
+                            deposit: key("deposit", &d)?,
                         })
                     },
                     now,
                 )
             }
-            RentalEffect::ChargeWallet { order, amount } => {
-                let revenue = self.config.revenue_account.clone();
-                let o = format!("rt{order}.fees");
-                self.wallet_op(
-                    &format!("rt{order}.pay"),
-                    || {
-                        Ok(WalletOp::Pay {
-                            rider: rider_key()?,
-                            order: Executor::key("order", &o)?,
-                            amount: *amount,
-                            credit_account: Executor::key("revenue account", &revenue)?,
-                            code: Executor::key("code", "rental_fee")?,
-                            source: PaymentSource::Wallet,
-                        })
-                    },
-                    now,
-                )
-            }
+            RentalEffect::ChargeWallet { order, amount } => self.books_op(
+                &format!("rt{order}.fees"),
+                |_| {
+                    Ok(BooksOp::Sale {
+                        order: key("order", &format!("rt{order}.fees"))?,
+                        rider: rider_key()?,
+                        amount: *amount,
+                        product: ProductType::Fee,
+                        swaps: 0,
+                        chain: Vec::new(),
+                        source: PaymentSource::Wallet,
+                    })
+                },
+                now,
+            ),
             RentalEffect::NotifyRider { .. } | RentalEffect::RaiseAlert { .. } => Carried::Host,
         }
-    }
-
-    /// The money books, if attached.
-    pub fn money(&self) -> Option<&MoneyBooks> {
-        self.money.as_ref()
-    }
-
-    fn key(what: &str, text: &str) -> Result<Key, ExecutorError> {
-        Key::new(text).map_err(|error| ExecutorError::Ledger {
-            what: what.into(),
-            error,
-        })
-    }
-
-    /// Applies a wallet op; `Duplicate` when the op id was applied before
-    /// (the ledger did not grow).
-    fn wallet_op(
-        &mut self,
-        op_id: &str,
-        op: impl FnOnce() -> Result<WalletOp, ExecutorError>,
-        now: Timestamp,
-    ) -> Carried {
-        let Some(books) = self.money.as_mut() else {
-            return Carried::Host;
-        };
-        let run = || -> Result<bool, ExecutorError> {
-            let id = Executor::key("wallet op id", op_id)?;
-            let op = op()?;
-            let before = books.ledger.len();
-            books
-                .wallets
-                .apply(id, &op, &mut books.ledger, now)
-                .map_err(|error| ExecutorError::Wallet {
-                    what: op_id.into(),
-                    error: Box::new(error),
-                })?;
-            Ok(books.ledger.len() > before)
-        };
-        match run() {
-            Ok(true) => Carried::Done,
-            Ok(false) => Carried::Duplicate,
-            Err(error) => Carried::Failed { error },
-        }
-    }
-
-    /// Applies ledger transfers atomically; `Duplicate` when all were
-    /// applied before. Missing agent revenue accounts are opened first.
-    fn transfers(
-        &mut self,
-        what: &str,
-        moves: &[(String, String, String, Money, &str)],
-        now: Timestamp,
-    ) -> Result<bool, ExecutorError> {
-        let Some(books) = self.money.as_mut() else {
-            return Ok(false);
-        };
-        let err = |error| ExecutorError::Ledger {
-            what: what.into(),
-            error,
-        };
-        let mut cmds = Vec::with_capacity(moves.len());
-        for (id, debit, credit, amount, code) in moves {
-            for acct in [debit, credit] {
-                if let Some(node) = acct.strip_suffix(":revenue") {
-                    let k = Key::new(acct).map_err(err)?;
-                    if books.ledger.account(&k).is_none() && node != "platform" {
-                        let spec = NewAccount::new(k, AccountKind::AgentRevenue)
-                            .owned_by(Key::new(node).map_err(err)?)
-                            .in_currency(amount.currency());
-                        books.ledger.create_account(&spec, now).map_err(err)?;
-                    }
-                }
-            }
-            cmds.push(LedgerCommand::transfer(id, debit, credit, *amount, code).map_err(err)?);
-        }
-        let before = books.ledger.len();
-        books.ledger.apply_batch(&cmds, now).map_err(err)?;
-        Ok(books.ledger.len() > before)
-    }
-
-    /// Loads (or replaces) a rider's package.
-    pub fn add_package(&mut self, p: Package) {
-        self.packages.insert(p.id.clone(), p);
-    }
-
-    /// A loaded package.
-    pub fn package(&self, id: &str) -> Option<&Package> {
-        self.packages.get(id)
-    }
-
-    /// The custody book.
-    pub fn custody(&self) -> &Custody {
-        &self.custody
-    }
-
-    /// Revenue splits made, by order id (reversals under `"<order>:refund"`).
-    pub fn splits(&self) -> &BTreeMap<String, SplitResult> {
-        &self.splits
-    }
-
-    fn local(&self, now: Timestamp) -> NaiveDateTime {
-        let off = chrono::Duration::seconds(i64::from(self.config.utc_offset_s));
-        now.naive_utc()
-            .checked_add_signed(off)
-            .unwrap_or_else(|| now.naive_utc())
-    }
-
-    fn custody_move(&mut self, m: &MoveRequest, now: Timestamp) -> Carried {
-        match self.custody.record(m.clone(), now) {
-            Ok(r) if r.duplicate => Carried::Duplicate,
-            Ok(_) => Carried::Done,
-            Err(error) => Carried::Failed {
-                error: ExecutorError::Custody { error },
-            },
-        }
-    }
-
-    fn package_cmd(&mut self, package: &str, cmd: PackageCommand, now: Timestamp) -> Carried {
-        let local = self.local(now);
-        let Some(p) = self.packages.get_mut(package) else {
-            return Carried::Failed {
-                error: ExecutorError::UnknownPackage {
-                    package: package.into(),
-                },
-            };
-        };
-        match p.handle(&cmd, local) {
-            // Due time-driven transitions may come first; only a consumption
-            // (or reversal) event among them means the command did something.
-            Ok(events) => {
-                let acted = events.iter().any(|e| {
-                    matches!(
-                        e,
-                        crate::package::Event::Consumed { .. }
-                            | crate::package::Event::ConsumptionReversed { .. }
-                    )
-                });
-                if acted {
-                    Carried::Done
-                } else {
-                    Carried::Duplicate
-                }
-            }
-            Err(error) => Carried::Failed {
-                error: ExecutorError::Package {
-                    package: package.into(),
-                    command: format!("{cmd:?}"),
-                    error,
-                },
-            },
-        }
-    }
-
-    fn chain(&self, cabinet: Option<CabinetId>) -> Result<Vec<String>, ExecutorError> {
-        match (&self.config.org, cabinet) {
-            (Some(org), Some(c)) => {
-                let id = c.0.to_string();
-                let node =
-                    org.owner_of(AssetKind::Cabinet, &id)
-                        .map_err(|error| ExecutorError::Org {
-                            cabinet: c.0,
-                            error,
-                        })?;
-                org.agent_chain(node).map_err(|error| ExecutorError::Org {
-                    cabinet: c.0,
-                    error,
-                })
-            }
-            _ => Ok(Vec::new()),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn split_revenue(
-        &mut self,
-        prefix: &str,
-        order: u64,
-        product: ProductType,
-        amount: Money,
-        swaps: u32,
-        cabinet: Option<CabinetId>,
-        now: Timestamp,
-    ) -> Carried {
-        let key = order.to_string();
-        if self.splits.contains_key(&key) {
-            return Carried::Duplicate;
-        }
-        let revenue = self.config.revenue_account.clone();
-        // A package-paid order recognises its value first: liability → revenue.
-        if let (Some(package), true) = (self.consumed.get(&key).cloned(), amount.is_positive()) {
-            let id = format!("{prefix}{order}.consume");
-            let mv = [(
-                id,
-                format!("{package}:liability"),
-                revenue.clone(),
-                amount,
-                "package_consume",
-            )];
-            if let Err(error) = self.transfers("package consumption", &mv, now) {
-                return Carried::Failed { error };
-            }
-        }
-        let chain = match self.chain(cabinet) {
-            Ok(c) => c,
-            Err(error) => return Carried::Failed { error },
-        };
-        let ro = RevenueOrder {
-            order_id: key.clone(),
-            product,
-            amount,
-            swaps,
-            at: self.local(now),
-            chain,
-        };
-        match split(&self.config.rules, &ro) {
-            Ok(s) => {
-                let moves: Vec<_> = s
-                    .parts
-                    .iter()
-                    .filter_map(|p| {
-                        let total = p.fixed.checked_add(p.share).ok()?;
-                        let node = p.node.as_ref()?;
-                        total.is_positive().then(|| {
-                            (
-                                format!("{prefix}{order}.share.{}", p.level),
-                                revenue.clone(),
-                                format!("{node}:revenue"),
-                                total,
-                                "revenue_share",
-                            )
-                        })
-                    })
-                    .collect();
-                if let Err(error) = self.transfers("revenue share", &moves, now) {
-                    return Carried::Failed { error };
-                }
-                self.splits.insert(key, s);
-                Carried::Done
-            }
-            Err(error) => Carried::Failed {
-                error: ExecutorError::Settlement { order, error },
-            },
-        }
-    }
-
-    fn reverse_revenue(&mut self, prefix: &str, order: u64, now: Timestamp) -> Carried {
-        let key = format!("{order}:refund");
-        if self.splits.contains_key(&key) {
-            return Carried::Duplicate;
-        }
-        let local = self.local(now);
-        let revenue = self.config.revenue_account.clone();
-        match self.splits.get(&order.to_string()).cloned() {
-            Some(s) => {
-                let moves: Vec<_> = s
-                    .parts
-                    .iter()
-                    .filter_map(|p| {
-                        let total = p.fixed.checked_add(p.share).ok()?;
-                        let node = p.node.as_ref()?;
-                        total.is_positive().then(|| {
-                            (
-                                format!("{prefix}{order}.unshare.{}", p.level),
-                                format!("{node}:revenue"),
-                                revenue.clone(),
-                                total,
-                                "revenue_share",
-                            )
-                        })
-                    })
-                    .collect();
-                if let Err(error) = self.transfers("revenue share reversal", &moves, now) {
-                    return Carried::Failed { error };
-                }
-                let r = s.reversed(&key, local);
-                self.splits.insert(key, r);
-                Carried::Done
-            }
-            // nothing was split: nothing to reverse
-            None => Carried::Duplicate,
-        }
-    }
-
-    fn money_op(&mut self, prefix: &str, rider: RiderId, op: MoneyOp, now: Timestamp) -> Carried {
-        let revenue = self.config.revenue_account.clone();
-        let code = if prefix == "ch" {
-            "charging_fee"
-        } else {
-            "swap_fee"
-        };
-        let order_key = |order: u64| format!("{prefix}{order}");
-        match op {
-            MoneyOp::Hold(order, amount) => self.wallet_op(
-                &format!("{prefix}{order}.auth"),
-                || {
-                    Ok(WalletOp::Authorize {
-                        rider: Executor::key("rider", &rider.0.to_string())?,
-                        order: Executor::key("order", &order_key(order))?,
-                        amount,
-                        credit_account: Executor::key("revenue account", &revenue)?,
-                        code: Executor::key("code", code)?,
-                        expires_at: None,
-                    })
-                },
-                now,
-            ),
-            MoneyOp::Capture(order, amount) => {
-                let r = self.wallet_op(
-                    &format!("{prefix}{order}.capture"),
-                    || {
-                        Ok(WalletOp::Capture {
-                            order: Executor::key("order", &order_key(order))?,
-                            amount: Some(amount),
-                        })
-                    },
-                    now,
-                );
-                if matches!(r, Carried::Done | Carried::Duplicate) {
-                    self.paid.insert(order_key(order), order_key(order));
-                }
-                r
-            }
-            MoneyOp::Release(order) => self.wallet_op(
-                &format!("{prefix}{order}.release"),
-                || {
-                    Ok(WalletOp::Release {
-                        order: Executor::key("order", &order_key(order))?,
-                    })
-                },
-                now,
-            ),
-            MoneyOp::Charge(order, amount) => {
-                let direct = format!("{prefix}{order}.d");
-                let r = self.wallet_op(
-                    &format!("{prefix}{order}.pay"),
-                    || {
-                        Ok(WalletOp::Pay {
-                            rider: Executor::key("rider", &rider.0.to_string())?,
-                            order: Executor::key("order", &direct)?,
-                            amount,
-                            credit_account: Executor::key("revenue account", &revenue)?,
-                            code: Executor::key("code", code)?,
-                            source: PaymentSource::Wallet,
-                        })
-                    },
-                    now,
-                );
-                if matches!(r, Carried::Done | Carried::Duplicate) {
-                    self.paid.insert(order_key(order), direct);
-                }
-                r
-            }
-            MoneyOp::Refund(order, amount) => {
-                let paid = self
-                    .paid
-                    .get(&order_key(order))
-                    .cloned()
-                    .unwrap_or_else(|| order_key(order));
-                self.wallet_op(
-                    &format!("{prefix}{order}.refund"),
-                    || {
-                        Ok(WalletOp::Refund {
-                            order: Executor::key("order", &paid)?,
-                            amount,
-                            destination: RefundDestination::Wallet,
-                        })
-                    },
-                    now,
-                )
-            }
-        }
-    }
-
-    fn consume(&mut self, prefix: &str, order: u64, package: &str, now: Timestamp) -> Carried {
-        let r = self.package_cmd(
-            package,
-            PackageCommand::Consume {
-                order_id: order.to_string(),
-                swaps: 1,
-            },
-            now,
-        );
-        if matches!(r, Carried::Done | Carried::Duplicate) {
-            self.consumed.insert(order.to_string(), package.into());
-        }
-        let _ = prefix;
-        r
-    }
-
-    fn unconsume(&mut self, prefix: &str, order: u64, package: &str, now: Timestamp) -> Carried {
-        let r = self.package_cmd(
-            package,
-            PackageCommand::ReverseConsumption {
-                order_id: order.to_string(),
-            },
-            now,
-        );
-        if let (Carried::Done, Some(split)) = (&r, self.splits.get(&order.to_string())) {
-            let amount = split.amount;
-            if amount.is_positive() {
-                let mv = [(
-                    format!("{prefix}{order}.unconsume"),
-                    self.config.revenue_account.clone(),
-                    format!("{package}:liability"),
-                    amount,
-                    "package_consume",
-                )];
-                if let Err(error) = self.transfers("package consumption reversal", &mv, now) {
-                    return Carried::Failed { error };
-                }
-            }
-        }
-        r
-    }
-
-    /// Carries out a swap decision's effects, in order, for the session's
-    /// rider at `cabinet`.
-    pub fn carry_out_swap(
-        &mut self,
-        cabinet: CabinetId,
-        rider: RiderId,
-        effects: &[SwapEffect],
-        now: Timestamp,
-    ) -> Vec<Carried> {
-        let p = "sw";
-        effects
-            .iter()
-            .map(|e| match e {
-                SwapEffect::CustodyMove(m) => self.custody_move(m, now),
-                SwapEffect::ConsumeEntitlement { order, package } => {
-                    self.consume(p, *order, package, now)
-                }
-                SwapEffect::RefundEntitlement { order, package } => {
-                    self.unconsume(p, *order, package, now)
-                }
-                SwapEffect::SplitRevenue { order, amount } => {
-                    self.split_revenue(p, *order, ProductType::Swap, *amount, 1, Some(cabinet), now)
-                }
-                SwapEffect::ReverseRevenue { order } => self.reverse_revenue(p, *order, now),
-                SwapEffect::PlaceHold { order, amount } => {
-                    self.money_op(p, rider, MoneyOp::Hold(*order, *amount), now)
-                }
-                SwapEffect::CaptureHold { order, amount } => {
-                    self.money_op(p, rider, MoneyOp::Capture(*order, *amount), now)
-                }
-                SwapEffect::ReleaseHold { order } => {
-                    self.money_op(p, rider, MoneyOp::Release(*order), now)
-                }
-                SwapEffect::ChargeWallet { order, amount } => {
-                    self.money_op(p, rider, MoneyOp::Charge(*order, *amount), now)
-                }
-                SwapEffect::RefundPayment { order, amount } => {
-                    self.money_op(p, rider, MoneyOp::Refund(*order, *amount), now)
-                }
-                _ => Carried::Host,
-            })
-            .collect()
-    }
-
-    /// Carries out a charging decision's effects, in order. `cabinet` is the
-    /// charging cabinet, if the session runs at one (for the agent chain).
-    /// Wallet holds are placed on the rider's wallet; a pre-authorisation on
-    /// an external means is the host's (its money effects then fail here
-    /// unless the host placed the hold under the same order key).
-    pub fn carry_out_charging(
-        &mut self,
-        cabinet: Option<CabinetId>,
-        rider: RiderId,
-        effects: &[ChargingEffect],
-        now: Timestamp,
-    ) -> Vec<Carried> {
-        let p = "ch";
-        effects
-            .iter()
-            .map(|e| match e {
-                ChargingEffect::ConsumeEntitlement { order, package } => {
-                    self.consume(p, *order, package, now)
-                }
-                ChargingEffect::SplitRevenue { order, amount } => {
-                    self.split_revenue(p, *order, ProductType::Charging, *amount, 0, cabinet, now)
-                }
-                ChargingEffect::ReverseRevenue { order } => self.reverse_revenue(p, *order, now),
-                ChargingEffect::PlaceHold { order, amount } => {
-                    self.money_op(p, rider, MoneyOp::Hold(*order, *amount), now)
-                }
-                ChargingEffect::CaptureHold { order, amount } => {
-                    self.money_op(p, rider, MoneyOp::Capture(*order, *amount), now)
-                }
-                ChargingEffect::ReleaseHold { order } => {
-                    self.money_op(p, rider, MoneyOp::Release(*order), now)
-                }
-                ChargingEffect::ChargeWallet { order, amount } => {
-                    self.money_op(p, rider, MoneyOp::Charge(*order, *amount), now)
-                }
-                ChargingEffect::RefundPayment { order, amount } => {
-                    self.money_op(p, rider, MoneyOp::Refund(*order, *amount), now)
-                }
-                _ => Carried::Host,
-            })
-            .collect()
     }
 
     /// Carries out a rental decision's effects, in order, for its rider.
@@ -958,7 +699,7 @@ impl Executor {
     ) -> Vec<Carried> {
         effects
             .iter()
-            .map(|e| match (e, self.money.is_some()) {
+            .map(|e| match (e, self.books.is_some()) {
                 (RentalEffect::CustodyMove(m), false) => self.custody_move(m, now),
                 (_, false) => Carried::Host,
                 (e, true) => self.rental_effect(rider, e, now),

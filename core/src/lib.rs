@@ -20,7 +20,7 @@
 //! - [`rental`]: the battery rental (租电) state machine.
 //! - [`order`]: order records, abnormal-order detection and operator resolutions.
 //! - [`flow`]: scenario replay through the machines (CLI `flow run`, golden flows).
-//! - [`executor`]: carries out machine effects against custody, packages and settlement.
+//! - [`executor`]: carries out machine effects against custody and the [`books`].
 //! - [`org`]: the platform → agent → sub-agent/store hierarchy, asset ownership, roles and permission checks.
 //! - [`package`]: packages (套餐): catalog, entitlements and their life as a state machine.
 //! - [`settlement`]: revenue-sharing rules, exact per-order splits and agent statements.

@@ -1,6 +1,7 @@
 //! Property test (issue 4): random sequences of top-ups, purchases,
 //! consumptions (with replays), freezes, overdue days (time advancing),
-//! refunds, deposit holds and refunds, and revenue splits keep every
+//! refunds, deposit holds and refunds, pay-per-use sales with wallet holds
+//! (capture, release, further charges), and revenue splits keep every
 //! invariant of the books after every step:
 //!
 //! - the ledger balances: debits equal credits, posted and pending;
@@ -99,6 +100,11 @@ enum Step {
     /// rider, amount, product type, chain, swaps, by channel
     Sale(usize, i64, u8, usize, u32, bool),
     RefundSale(usize, i64, bool),
+    /// rider, amount, product type, chain, swaps: a hold for a new order
+    Hold(usize, i64, u8, usize, u32),
+    /// sale (newest first), action (capture part, capture all, release,
+    /// charge more), amount, by channel
+    SaleAct(usize, u8, i64, bool),
     PayAgent(usize, i64),
     Settle(usize, i64, bool),
     Withdraw(usize, i64),
@@ -133,6 +139,10 @@ fn arb_step() -> impl Strategy<Value = Step> {
         3 => (r.clone(), -10i64..2_000, 0u8..3, 0usize..3, 0u32..3, any::<bool>())
             .prop_map(|(r, a, t, c, s, ch)| Step::Sale(r, a, t, c, s, ch)),
         2 => (0usize..3, -10i64..2_000, any::<bool>()).prop_map(|(s, a, c)| Step::RefundSale(s, a, c)),
+        2 => (r.clone(), -10i64..2_000, 0u8..3, 0usize..3, 0u32..3)
+            .prop_map(|(r, a, t, c, n)| Step::Hold(r, a, t, c, n)),
+        3 => (0usize..3, 0u8..4, -10i64..2_000, any::<bool>())
+            .prop_map(|(s, x, a, c)| Step::SaleAct(s, x, a, c)),
         1 => (0usize..3, -10i64..500).prop_map(|(n, a)| Step::PayAgent(n, a)),
         2 => (r.clone(), -10i64..1_000, any::<bool>()).prop_map(|(r, a, c)| Step::Settle(r, a, c)),
         2 => r.clone().prop_map(Step::WithdrawAll),
@@ -514,6 +524,44 @@ impl World {
                     order: World::nth(&self.sales, s, k("no-such-sale")),
                     amount: fen(a),
                     destination: dst(c),
+                })?;
+            }
+            Step::Hold(r, a, t, c, swaps) => {
+                let order = k(&format!("H{}", self.n + 1));
+                let op = BooksOp::Authorize {
+                    order,
+                    rider: k(RIDERS[r]),
+                    amount: fen(a),
+                    product: [
+                        ProductType::Swap,
+                        ProductType::Charging,
+                        ProductType::Rental,
+                    ][t as usize],
+                    swaps,
+                    chain: CHAINS[c].iter().map(|s| (*s).to_owned()).collect(),
+                    expires_at: None,
+                };
+                if self.apply(op)?.is_some() {
+                    self.sales.push(order);
+                }
+            }
+            Step::SaleAct(s, x, a, c) => {
+                let order = World::nth(&self.sales, s, k("no-such-sale"));
+                self.apply(match x {
+                    0 => BooksOp::Capture {
+                        order,
+                        amount: Some(fen(a)),
+                    },
+                    1 => BooksOp::Capture {
+                        order,
+                        amount: None,
+                    },
+                    2 => BooksOp::Release { order },
+                    _ => BooksOp::Charge {
+                        order,
+                        amount: fen(a),
+                        source: src(c),
+                    },
                 })?;
             }
             Step::PayAgent(n, a) => {

@@ -537,6 +537,144 @@ fn sale_refunds_shrink_the_shares_to_the_split_of_what_was_kept() {
 }
 
 #[test]
+fn holds_capture_charge_and_refund_newest_payment_first() {
+    let mut w = World::new();
+    w.top_up("r1", "20");
+    let chain = vec!["store-1".to_owned(), "agent-1".to_owned()];
+    let hold = BooksOp::Authorize {
+        order: k("SW-9"),
+        rider: k("r1"),
+        amount: m("5.00"),
+        product: ProductType::Swap,
+        swaps: 1,
+        chain: chain.clone(),
+        expires_at: None,
+    };
+    let r = w.ok(hold.clone());
+    assert_eq!(
+        World::lines(&r),
+        ["op4: r1:wallet -> platform:revenue 5.00 [swap_fee] (pending)"]
+    );
+    assert_eq!(w.bal("platform:revenue"), "0.00");
+    let avail = |w: &World| {
+        w.b.wallets()
+            .balance(&k("r1"), w.b.ledger(), w.now)
+            .unwrap()
+            .paid_available
+            .to_plain_string()
+    };
+    assert_eq!(avail(&w), "15.00");
+    w.check();
+    // the same order again under a new op id is refused
+    let mut again = hold;
+    if let BooksOp::Authorize { amount, .. } = &mut again {
+        *amount = m("1.00");
+    }
+    assert!(matches!(w.refused(again), BooksError::SaleExists { .. }));
+    // capture 4.00 (1.00 released): agent-1's fixed 0.20 first, then 3.80 at
+    // 70:10:20 = 2.66 / 0.38 / 0.76 -> agent 0.96, store 0.38
+    let r = w.ok(BooksOp::Capture {
+        order: k("SW-9"),
+        amount: Some(m("4.00")),
+    });
+    assert_eq!(
+        World::lines(&r),
+        [
+            "op6: r1:wallet -> platform:revenue 4.00 [swap_fee] (post op4)",
+            "op6.sale.s1: platform:revenue -> store-1:revenue 0.38 [revenue_share]",
+            "op6.sale.s2: platform:revenue -> agent-1:revenue 0.96 [revenue_share]",
+        ]
+    );
+    assert_eq!(avail(&w), "16.00");
+    // a captured hold cannot be released
+    assert!(matches!(
+        w.refused(BooksOp::Release { order: k("SW-9") }),
+        BooksError::Wallet { .. }
+    ));
+    // 1.50 more: kept 5.50 -> 0.20 + 5.30 at 70:10:20 = 3.71 / 0.53 / 1.06,
+    // agent 1.26: the shares move by the difference (store 0.53 - 0.38 =
+    // 0.15, agent 1.26 - 0.96 = 0.30)
+    let r = w.ok(BooksOp::Charge {
+        order: k("SW-9"),
+        amount: m("1.50"),
+        source: PaymentSource::Wallet,
+    });
+    assert_eq!(
+        World::lines(&r),
+        [
+            "op8.pay.paid: r1:wallet -> platform:revenue 1.50 [swap_fee]",
+            "op8.sale.s1: platform:revenue -> store-1:revenue 0.15 [revenue_share]",
+            "op8.sale.s2: platform:revenue -> agent-1:revenue 0.30 [revenue_share]",
+        ]
+    );
+    assert_eq!(
+        (w.bal("store-1:revenue"), w.bal("agent-1:revenue")),
+        ("0.53".into(), "1.26".into())
+    );
+    let sale = w.b.sale(&k("SW-9")).unwrap();
+    assert_eq!(sale.payments, [k("SW-9"), k("op8.pay")]);
+    // refund 2.00, newest payment first: 1.50 of op8.pay then 0.50 of SW-9;
+    // kept 3.50 -> 0.20 + 3.30 at 70:10:20 = 2.31 / 0.33 / 0.66
+    let r = w.ok(BooksOp::RefundSale {
+        order: k("SW-9"),
+        amount: m("2.00"),
+        destination: RefundDestination::Wallet,
+    });
+    assert_eq!(
+        World::lines(&r),
+        [
+            "op9.ref.paid: platform:revenue -> r1:wallet 1.50 [refund_to_wallet]",
+            "op9.ref.r01.paid: platform:revenue -> r1:wallet 0.50 [refund_to_wallet]",
+            "op9.sale.s1: store-1:revenue -> platform:revenue 0.20 [revenue_share]",
+            "op9.sale.s2: agent-1:revenue -> platform:revenue 0.40 [revenue_share]",
+        ]
+    );
+    assert_eq!(w.bal("r1:wallet"), "16.50");
+    // more than is left (3.50) is refused with the wallet's error
+    assert!(matches!(
+        w.refused(BooksOp::RefundSale {
+            order: k("SW-9"),
+            amount: m("3.51"),
+            destination: RefundDestination::Wallet,
+        }),
+        BooksError::Wallet { .. }
+    ));
+    // unknown orders
+    assert!(matches!(
+        w.refused(BooksOp::Capture {
+            order: k("nope"),
+            amount: None
+        }),
+        BooksError::SaleNotFound { .. }
+    ));
+    assert!(matches!(
+        w.refused(BooksOp::Charge {
+            order: k("nope"),
+            amount: m("1"),
+            source: PaymentSource::Wallet
+        }),
+        BooksError::SaleNotFound { .. }
+    ));
+    // a second hold, released: nothing is revenue
+    w.ok(BooksOp::Authorize {
+        order: k("CH-2"),
+        rider: k("r1"),
+        amount: m("10.00"),
+        product: ProductType::Charging,
+        swaps: 0,
+        chain,
+        expires_at: None,
+    });
+    let r = w.ok(BooksOp::Release { order: k("CH-2") });
+    assert_eq!(
+        World::lines(&r),
+        ["op14: r1:wallet -> platform:revenue 10.00 [charging_fee] (void op13)"]
+    );
+    assert_eq!(avail(&w), "16.50");
+    w.check();
+}
+
+#[test]
 fn agent_payouts_are_limited_to_what_is_owed() {
     let mut w = World::new();
     w.top_up("r1", "10");

@@ -457,13 +457,12 @@ proptest! {
     /// rental leaves no open credit hold.
     #[test]
     fn random_rentals_on_the_ledger(ops in proptest::collection::vec((0u8..12, 1i64..400), 0..30), waiver in any::<bool>()) {
-        use crate::executor::tests::{balanced, books, config};
+        use crate::executor::tests::{balanced, config, rider_books};
         use crate::executor::{Carried, Executor, ExecutorError};
         let mut book = Custody::new();
         book.record(MoveRequest::register(MoveId::new(0, 1), bat(1), store()), t(0)).unwrap();
         book.record(MoveRequest::register(MoveId::new(0, 2), bat(2), slot()), t(0)).unwrap();
-        let (ledger, wallets, deposits) = books();
-        let mut ex = Executor::new(config(), book).with_money(ledger, wallets, deposits);
+        let mut ex = Executor::new(config(), book).with_books(rider_books());
         let mut r = Rental::new();
         let mode = if waiver { DepositMode::CreditWaiver } else { DepositMode::Paid };
         let mut inputs = vec![(RentalInput::Start(request(mode)), 0)];
@@ -493,7 +492,7 @@ proptest! {
                 for (e, c) in d.effects.iter().zip(&carried) {
                     let poor = matches!(
                         (e, c),
-                        (RentalEffect::ChargeWallet { .. }, Carried::Failed { error: ExecutorError::Wallet { .. } })
+                        (RentalEffect::ChargeWallet { .. }, Carried::Failed { error: ExecutorError::Books { .. } })
                     );
                     prop_assert!(poor || !matches!(c, Carried::Failed { .. }), "{:?}: {:?}", e, c);
                 }
@@ -502,6 +501,6 @@ proptest! {
             prop_assert_eq!(ex.custody().battery_count(), 2);
         }
         prop_assert_eq!(r.phase(), RentalPhase::Closed);
-        prop_assert!(ex.money().unwrap().ledger.open_holds().is_empty());
+        prop_assert!(ex.books().unwrap().ledger().open_holds().is_empty());
     }
 }

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use super::tests::{CAB, ORDER, RIDER, bat, package, request, t};
 use super::*;
 use crate::custody::Custody;
-use crate::executor::tests::{add_pkg42, balance, balanced, books, config};
+use crate::executor::tests::{balance, balanced, books, config};
 use crate::executor::{Carried, Executor};
 use crate::money::Money;
 
@@ -146,9 +146,7 @@ impl World {
         reg(&mut book, bat(1), Location::Rider { rider: RIDER });
         // a battery of another rider that our rider happens to carry
         reg(&mut book, bat(9), Location::Rider { rider: RiderId(99) });
-        let (ledger, wallets, deposits) = books();
-        let mut ex = Executor::new(config(), book).with_money(ledger, wallets, deposits);
-        add_pkg42(&mut ex);
+        let ex = Executor::new(config(), book).with_books(books());
         let mut w = World {
             with_seq,
             slots,
@@ -201,6 +199,7 @@ impl World {
         self.log.extend(d.events.iter().cloned());
         assert_eq!(d.next_deadline, self.s.next_deadline());
         let carried = self.ex.carry_out_swap(CAB, RIDER, &d.effects, t(self.now));
+        assert_eq!(carried.len(), d.effects.len());
         for (e, c) in d.effects.iter().zip(&carried) {
             assert!(
                 !matches!(c, Carried::Failed { .. }),
@@ -253,9 +252,11 @@ impl World {
         assert!(self.direct_charges == 0 || self.hold_ends == 1);
         // custody conserved
         assert_eq!(self.ex.custody().battery_count(), 7);
-        // the ledger balances, and the rider's money moved exactly by the
-        // net charges (a charge is 4.50 from the wallet or 3.00 of the
-        // package's value)
+        // the books reconcile (the ledger balances, the package account
+        // equals its liability, the agents their settlement totals), and
+        // the rider's money moved exactly by the net charges (a charge is
+        // 4.50 from the wallet, or the package's unit value 150.00 / 30 =
+        // 5.00 by the package's rules)
         assert!(balanced(&self.ex));
         let net = i64::try_from(self.charges).unwrap() - i64::try_from(self.refunds).unwrap();
         let m = |s: &str| s.parse::<Money>().unwrap();
@@ -266,13 +267,16 @@ impl World {
             assert_eq!(balance(&self.ex, "7:wallet"), paid);
         } else {
             let left = m("150.00")
-                .checked_sub(Money::from_minor(300 * net, m("1").currency()))
+                .checked_sub(Money::from_minor(500 * net, m("1").currency()))
                 .unwrap();
             assert_eq!(balance(&self.ex, "pkg-42:liability"), left);
+            let books = self.ex.books().unwrap();
+            let pkg = crate::ledger::Key::new("pkg-42").unwrap();
             assert_eq!(
-                self.ex
-                    .package("pkg-42")
+                books
+                    .package(&pkg)
                     .unwrap()
+                    .package
                     .consumptions
                     .values()
                     .filter(|c| !c.reversed)
@@ -433,11 +437,11 @@ impl World {
         // every hold ends, in the ledger too
         assert_eq!(self.hold_ends, self.holds);
         if self.wallet {
-            let books = self.ex.money().unwrap();
+            let books = self.ex.books().unwrap();
             let rider = crate::ledger::Key::new("7").unwrap();
             let w = books
-                .wallets
-                .balance(&rider, &books.ledger, t(self.now))
+                .wallets()
+                .balance(&rider, books.ledger(), t(self.now))
                 .unwrap();
             assert_eq!(w.paid, w.paid_available, "a hold is still open");
         }
