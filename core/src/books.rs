@@ -78,7 +78,7 @@
 //! books.apply(k("o3"), t0, &BooksOp::Purchase {
 //!     package: k("P1"), rider: k("r1"), product: Box::new(product), paid: None,
 //!     profile: Default::default(), source: Default::default(), chain: vec![],
-//!     deposit: Default::default(),
+//!     deposit: Default::default(), defer_fees: false,
 //! })?;
 //! let swap = BooksOp::Consume { package: k("P1"), order: "SW-1".into(), swaps: 1 };
 //! let r = books.apply(k("o4"), t0 + Duration::hours(1), &swap)?;
@@ -98,8 +98,8 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::deposit::{
-    DepositConfig, DepositError, DepositKind, DepositOp, DepositReconciliation, DepositStatus,
-    DepositUndo, Deposits,
+    DeductReason, DepositConfig, DepositError, DepositKind, DepositOp, DepositReconciliation,
+    DepositStatus, DepositUndo, Deposits,
 };
 use crate::ledger::{
     AccountFlags, AccountKind, Command, Expiry, Key, Ledger, LedgerError, NewAccount, Phase,
@@ -255,6 +255,25 @@ pub enum BooksError {
         /// What was asked for.
         requested: Money,
     },
+    /// The fees a deposit settlement was told to expect differ from the
+    /// package's fees due.
+    #[error("package {package} has {due} of fees due, not the {expected} given")]
+    FeesMismatch {
+        /// The package.
+        package: Key,
+        /// Fees due on the books.
+        due: Money,
+        /// Fees given.
+        expected: Money,
+    },
+    /// The package's deposit is not held any more.
+    #[error("deposit {deposit} is {status:?}; a settlement needs it held or rented")]
+    DepositNotHeld {
+        /// The deposit.
+        deposit: Key,
+        /// Its status.
+        status: DepositStatus,
+    },
     /// A payout larger than what the agent is owed.
     #[error("agent {node} is owed {owed}, cannot pay out {amount}")]
     AgentOverpaid {
@@ -385,6 +404,10 @@ fn one() -> u32 {
     1
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// An operation on the books. JSON with an `op` tag:
 /// `{"op": "consume", "package": "P1", "order": "SW-1"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -461,6 +484,11 @@ pub enum BooksOp {
         /// How the product's deposit is covered.
         #[serde(default)]
         deposit: DepositChoice,
+        /// Leave the package's fees (freeze, overdue) due, to be settled
+        /// with its deposit by [`BooksOp::SettleDeposit`] (a rental settles
+        /// at the return), instead of collecting each when it is decided.
+        #[serde(default, skip_serializing_if = "is_false")]
+        defer_fees: bool,
     },
     /// Consumes swaps for a swap order (idempotent by `order` too).
     Consume {
@@ -557,6 +585,44 @@ pub enum BooksOp {
     Tick {
         /// The package.
         package: Key,
+    },
+    /// Any package command, with the same money rules as the named
+    /// operations: what a machine that embeds the package forwards (a
+    /// rental drives its package with the commands it applied to its own
+    /// copy, so both copies decide the same events).
+    Command {
+        /// The package.
+        package: Key,
+        /// The command.
+        command: Box<package::Command>,
+        /// How a payment it makes is paid (renewal, upgrade).
+        #[serde(default)]
+        source: PaymentSource,
+        /// Where a refund it makes goes (refund, downgrade, cancel).
+        #[serde(default)]
+        destination: RefundDestination,
+    },
+    /// Settles the deposit of a package that has ended (closed or refunded:
+    /// its battery is back, lost or was never issued): the deferred fees, then the damage (or, for a loss, the whole
+    /// rest) are taken from the deposit — a paid deposit is deducted and the
+    /// rest of it applied for refund (finance reviews it), a waiver's hold
+    /// is captured for what is taken or voided — and what the deposit cannot
+    /// cover is charged like a fee: from the wallet, the rest to the rider's
+    /// receivable. Fees are split as `fee` over the package's chain.
+    SettleDeposit {
+        /// The package.
+        package: Key,
+        /// Damage found at the inspection (none: zero).
+        #[serde(default)]
+        damage: Option<Money>,
+        /// The battery was lost: the whole deposit is taken.
+        #[serde(default)]
+        lost: bool,
+        /// The deferred fees the caller expects to settle; when given, it
+        /// must equal the package's fees due (a machine with its own copy
+        /// of the package passes what that copy decided).
+        #[serde(default)]
+        fees: Option<Money>,
     },
     /// A deposit operation ([`DepositOp`]), e.g. a refund of the deposit
     /// after the package closed.
@@ -678,6 +744,13 @@ pub struct PackageBook {
     pub orders: Vec<Key>,
     /// The deposit covering it, if its product needs one.
     pub deposit: Option<Key>,
+    /// Fees are left due and settled with the deposit
+    /// ([`BooksOp::SettleDeposit`]) instead of collected when decided.
+    #[serde(default)]
+    pub defer_fees: bool,
+    /// Deferred fees not settled yet, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fees_due: Vec<FeeDue>,
 }
 
 /// A pay-per-use order on the books.
@@ -719,6 +792,41 @@ pub struct FeeCharge {
     pub from_wallet: Money,
     /// Booked to the rider's receivable.
     pub to_receivable: Money,
+    /// Deducted from the package's deposit (deferred fees settled by
+    /// [`BooksOp::SettleDeposit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_deposit: Option<Money>,
+}
+
+/// A fee a package decided and the books have not collected yet (a package
+/// bought with `defer_fees`): it is settled with the package's deposit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeeDue {
+    /// `freeze_fee` or `overdue_fee`.
+    pub code: Key,
+    /// The fee.
+    pub amount: Money,
+}
+
+/// What [`BooksOp::SettleDeposit`] did with a package's deposit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositSettlement {
+    /// The package.
+    pub package: Key,
+    /// The deposit covering it, if any.
+    pub deposit: Option<Key>,
+    /// The deferred fees settled.
+    pub fees: Money,
+    /// The damage charged.
+    pub damage: Money,
+    /// Whether the battery was lost (the deposit is taken in full).
+    pub lost: bool,
+    /// Taken from the deposit (deducted, or captured from the waiver's hold).
+    pub deducted: Money,
+    /// Left of the deposit: its refund requested (paid) or the hold voided (waiver).
+    pub refunded: Money,
+    /// Above the deposit: charged to the wallet, the rest to the receivable.
+    pub charged: Money,
 }
 
 /// What an operation did.
@@ -742,6 +850,9 @@ pub struct BooksReceipt {
     /// Holds released by a sweep.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expiries: Vec<Expiry>,
+    /// What a deposit settlement did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<DepositSettlement>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -969,7 +1080,8 @@ pub fn event_line(e: &Event) -> String {
         Event::FreezeRejected { .. }
         | Event::Expired { .. }
         | Event::OverdueStarted { .. }
-        | Event::Closed { .. } => format!("{name} at {}", e.at()),
+        | Event::Closed { .. }
+        | Event::Ended { .. } => format!("{name} at {}", e.at()),
     }
 }
 
@@ -1324,6 +1436,7 @@ impl Books {
                 splits: Vec::new(),
                 fees: Vec::new(),
                 expiries: Vec::new(),
+                settlement: None,
             },
         };
         match self.run_op(&mut tx, op) {
@@ -1539,7 +1652,8 @@ impl Books {
     }
 
     /// Charges fee number `n` of the operation: from the wallet as far as it
-    /// can pay, the rest to the rider's receivable; split as a `fee`.
+    /// can pay, the rest to the rider's receivable; split as a `fee` over
+    /// the package's chain when `split` (damage is not shared).
     fn collect_fee(
         &mut self,
         tx: &mut Tx,
@@ -1547,6 +1661,7 @@ impl Books {
         n: usize,
         code: &str,
         fee: Money,
+        split: bool,
     ) -> Result<()> {
         let total = minor(fee);
         if total <= 0 {
@@ -1597,14 +1712,17 @@ impl Books {
                 }],
             )?;
         }
-        let split = self.split(base, ProductType::Fee, total, 0, &book.chain, tx.local)?;
-        self.post_shares(tx, base, split)?;
+        if split {
+            let split = self.split(base, ProductType::Fee, total, 0, &book.chain, tx.local)?;
+            self.post_shares(tx, base, split)?;
+        }
         tx.receipt.fees.push(FeeCharge {
             package: book.id,
             code,
             amount: fee,
             from_wallet: Money::from_minor(from_wallet, cur),
             to_receivable: Money::from_minor(rest, cur),
+            from_deposit: None,
         });
         Ok(())
     }
@@ -1757,6 +1875,7 @@ impl Books {
                 source,
                 chain,
                 deposit,
+                defer_fees,
             } => {
                 let p = Purchase {
                     package_id: package.to_string(),
@@ -1765,7 +1884,16 @@ impl Books {
                     paid: *paid,
                     rider: profile.clone(),
                 };
-                return self.purchase(tx, *package, *rider, &p, *source, chain, *deposit);
+                return self.purchase(
+                    tx,
+                    *package,
+                    *rider,
+                    &p,
+                    *source,
+                    chain,
+                    *deposit,
+                    *defer_fees,
+                );
             }
             BooksOp::Consume { package, .. }
             | BooksOp::ReverseConsumption { package, .. }
@@ -1781,6 +1909,18 @@ impl Books {
                 let (cmd, source, destination) = package_command_of(op, id);
                 return self.package_command(tx, *package, &cmd, source, destination);
             }
+            BooksOp::Command {
+                package,
+                command,
+                source,
+                destination,
+            } => return self.package_command(tx, *package, command, *source, *destination),
+            BooksOp::SettleDeposit {
+                package,
+                damage,
+                lost,
+                fees,
+            } => return self.settle_deposit(tx, *package, *damage, *lost, *fees),
             BooksOp::Deposit { action } => self.deposit(tx, id, *action)?,
             BooksOp::Sale {
                 order,
@@ -1891,6 +2031,7 @@ impl Books {
         source: PaymentSource,
         chain: &[String],
         choice: DepositChoice,
+        defer_fees: bool,
     ) -> Result<Commit> {
         if self.packages.contains_key(&package) {
             return Err(BooksError::PackageExists { package });
@@ -1920,6 +2061,8 @@ impl Books {
             chain: chain.to_vec(),
             orders: Vec::new(),
             deposit: None,
+            defer_fees,
+            fees_due: Vec::new(),
         };
         let paid = book.package.paid_total;
         if paid.is_positive() {
@@ -2077,7 +2220,17 @@ impl Books {
             self.refund_orders(tx, &old, outflow, destination)?;
         }
         for (n, (code, fee)) in fees.into_iter().enumerate() {
-            self.collect_fee(tx, &old, n, code, fee)?;
+            if !fee.is_positive() {
+                continue;
+            }
+            if old.defer_fees {
+                book.fees_due.push(FeeDue {
+                    code: Key::lit(code),
+                    amount: fee,
+                });
+            } else {
+                self.collect_fee(tx, &old, n, code, fee, true)?;
+            }
         }
         if recognised > 0 {
             self.recognise(tx, &old, recognised, consumed)?;
@@ -2283,6 +2436,176 @@ impl Books {
                 amount: Money::from_minor(charged, cur),
                 refunded: Money::from_minor(refunded, cur),
                 split,
+                ..old
+            }),
+        ))
+    }
+
+    /// See [`BooksOp::SettleDeposit`].
+    fn settle_deposit(
+        &mut self,
+        tx: &mut Tx,
+        package: Key,
+        damage: Option<Money>,
+        lost: bool,
+        fees: Option<Money>,
+    ) -> Result<Commit> {
+        let cur = self.config.currency();
+        let old = self
+            .packages
+            .get(&package)
+            .cloned()
+            .ok_or(BooksError::PackageNotFound { package })?;
+        let status = old.package.status;
+        if !matches!(status, package::Status::Closed | package::Status::Refunded) {
+            return Err(PackageError::WrongStatus {
+                operation: "settle the deposit of".to_owned(),
+                status,
+                expected: "closed or refunded (end, close, cancel or refund it first)".to_owned(),
+            }
+            .into());
+        }
+        let mut due = 0i64;
+        for f in &old.fees_due {
+            due = add(due, minor(f.amount))?;
+        }
+        if let Some(f) = fees {
+            if f.currency() != cur || minor(f) != due {
+                return Err(BooksError::FeesMismatch {
+                    package,
+                    due: Money::from_minor(due, cur),
+                    expected: f,
+                });
+            }
+        }
+        let dmg = match damage {
+            None => 0,
+            Some(d) if d.is_zero() && d.currency() == cur => 0,
+            Some(d) => positive("damage", d, cur)?,
+        };
+        let deposit = match old.deposit {
+            Some(k) => {
+                let d = self.deposits.deposit(&k).cloned().ok_or_else(|| {
+                    BooksError::from(DepositError::DepositNotFound { deposit: k })
+                })?;
+                if !matches!(d.status, DepositStatus::Held | DepositStatus::Rented) {
+                    return Err(BooksError::DepositNotHeld {
+                        deposit: k,
+                        status: d.status,
+                    });
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        let avail = deposit.as_ref().map_or(0, |d| match d.kind {
+            DepositKind::Paid => minor(d.remaining()),
+            DepositKind::Waived { .. } => minor(d.amount),
+        });
+        // fees first, then the damage (or, for a loss, all the rest)
+        let fee_take = due.min(avail);
+        let left = sub(avail, fee_take)?;
+        let other_take = if lost { left } else { dmg.min(left) };
+        let deducted = add(fee_take, other_take)?;
+        let refunded = sub(avail, deducted)?;
+        let fee_above = sub(due, fee_take)?;
+        let dmg_above = if lost { 0 } else { sub(dmg, other_take)? };
+        let money = |v: i64| Money::from_minor(v, cur);
+        let other_reason = if lost {
+            DeductReason::Loss
+        } else {
+            DeductReason::Damage
+        };
+        if let Some(d) = &deposit {
+            let k = d.deposit;
+            match d.kind {
+                DepositKind::Paid => {
+                    for (suffix, amount, reason) in [
+                        (".df", fee_take, DeductReason::UnpaidFees),
+                        (".dd", other_take, other_reason),
+                    ] {
+                        if amount > 0 {
+                            let id = tx.sub(suffix)?;
+                            let op = DepositOp::Deduct {
+                                deposit: k,
+                                amount: money(amount),
+                                reason,
+                            };
+                            self.deposit(tx, id, op)?;
+                        }
+                    }
+                    if d.status == DepositStatus::Rented {
+                        let id = tx.sub(".de")?;
+                        self.deposit(tx, id, DepositOp::EndRental { deposit: k })?;
+                    }
+                    if refunded > 0 {
+                        let id = tx.sub(".dr")?;
+                        self.deposit(tx, id, DepositOp::ApplyRefund { deposit: k })?;
+                    }
+                }
+                DepositKind::Waived { .. } if deducted > 0 => {
+                    let reason = if lost || other_take > 0 {
+                        other_reason
+                    } else {
+                        DeductReason::UnpaidFees
+                    };
+                    let id = tx.sub(".dd")?;
+                    let op = DepositOp::Deduct {
+                        deposit: k,
+                        amount: money(deducted),
+                        reason,
+                    };
+                    self.deposit(tx, id, op)?;
+                }
+                DepositKind::Waived { .. } => {
+                    let id = tx.sub(".de")?;
+                    self.deposit(tx, id, DepositOp::EndRental { deposit: k })?;
+                }
+            }
+        }
+        if fee_take > 0 {
+            let base = tx.sub(".fd")?;
+            let split = self.split(base, ProductType::Fee, fee_take, 0, &old.chain, tx.local)?;
+            self.post_shares(tx, base, split)?;
+            tx.receipt.fees.push(FeeCharge {
+                package,
+                code: Key::lit(codes::DEPOSIT_UNPAID_FEES),
+                amount: money(fee_take),
+                from_wallet: money(0),
+                to_receivable: money(0),
+                from_deposit: Some(money(fee_take)),
+            });
+        }
+        // what the deposit cannot cover, fee by fee, then the damage
+        let mut skip = fee_take;
+        let mut n = 0usize;
+        for f in &old.fees_due {
+            let a = minor(f.amount);
+            let from_deposit = skip.min(a);
+            skip = sub(skip, from_deposit)?;
+            let rest = sub(a, from_deposit)?;
+            if rest > 0 {
+                self.collect_fee(tx, &old, n, f.code.as_str(), money(rest), true)?;
+                n = n.saturating_add(1);
+            }
+        }
+        if dmg_above > 0 {
+            self.collect_fee(tx, &old, n, codes::DEPOSIT_DAMAGE, money(dmg_above), false)?;
+        }
+        tx.receipt.settlement = Some(DepositSettlement {
+            package,
+            deposit: old.deposit,
+            fees: money(due),
+            damage: money(dmg),
+            lost,
+            deducted: money(deducted),
+            refunded: money(refunded),
+            charged: money(add(fee_above, dmg_above)?),
+        });
+        Ok(Commit::Package(
+            package,
+            Box::new(PackageBook {
+                fees_due: Vec::new(),
                 ..old
             }),
         ))

@@ -35,18 +35,28 @@
 //! package's unit value by the package's rules, whatever the session was
 //! told (`Payment::Package::unit_value` is for display).
 //!
+//! **Rentals.** A rental's package lives on the books as `rtN` (so does its
+//! deposit): [`crate::rental::RentalEffect::BuyPackage`] is a purchase with
+//! `defer_fees` (op `rtN.buy`), every
+//! [`crate::rental::RentalEffect::PackageCommand`] the same command on the
+//! books' copy (`BooksOp::Command`, op `rtN.p{seq}`), and
+//! [`crate::rental::RentalEffect::SettleDeposit`] the deposit settlement
+//! (op `rtN.settle`); after a rental decision the package is ticked to now
+//! (op `rtN.t{unix seconds}`), so the days used are recognised.
+//!
 //! A cabinet's org asset id is its decimal [`CabinetId`].
 
 use serde::{Deserialize, Serialize};
 
-use crate::books::{Books, BooksError, BooksOp};
+use crate::books::{Books, BooksError, BooksOp, DepositChoice};
 use crate::charging::ChargingEffect;
 use crate::custody::{CabinetId, Custody, CustodyError, MoveRequest, RiderId, Timestamp};
-use crate::deposit::{DeductReason, DepositOp, DepositStatus};
+use crate::deposit::{DepositOp, DepositStatus};
 use crate::ledger::{Key, LedgerError};
 use crate::money::Money;
 use crate::org::{AssetKind, Org, OrgError};
-use crate::rental::{Deduction, RentalEffect};
+use crate::package::Command as PackageCommand;
+use crate::rental::{DepositMode, RentalEffect};
 use crate::settlement::ProductType;
 use crate::swap::SwapEffect;
 use crate::wallet::{PaymentSource, RefundDestination};
@@ -505,23 +515,21 @@ impl Executor {
         books.deposits().deposit(&k).map(|d| d.status)
     }
 
-    fn deposit_op(
-        &mut self,
-        op_id: &str,
-        op: impl FnOnce() -> Result<DepositOp, ExecutorError>,
-        now: Timestamp,
-    ) -> Carried {
-        self.books_op(op_id, |_| Ok(BooksOp::Deposit { action: op()? }), now)
+    /// Whether the books hold this package.
+    fn has_package(&self, package: &str) -> bool {
+        let k = Key::new(package).ok();
+        self.books
+            .as_ref()
+            .is_some_and(|b| k.and_then(|k| b.package(&k)).is_some())
     }
 
-    fn rental_effect(&mut self, rider: RiderId, e: &RentalEffect, now: Timestamp) -> Carried {
-        let dep = |order: &u64| format!("rt{order}");
-        let rider_key = || key("rider", &rider.0.to_string());
-        let reason = |r: &Deduction| match r {
-            Deduction::Fees => DeductReason::UnpaidFees,
-            Deduction::Damage => DeductReason::Damage,
-            Deduction::Loss => DeductReason::Loss,
-        };
+    fn rental_effect(
+        &mut self,
+        site: Option<CabinetId>,
+        rider: RiderId,
+        e: &RentalEffect,
+        now: Timestamp,
+    ) -> Carried {
         match e {
             RentalEffect::CustodyMove(m) => {
                 let r = self.custody_move(m, now);
@@ -531,14 +539,16 @@ impl Executor {
                     crate::custody::Location::Rider { .. },
                 ) = (&m.cause, &m.to)
                 {
-                    let d = dep(order);
+                    let d = crate::rental::package_id(*order);
                     if self.deposit_status(&d) == Some(DepositStatus::Held) {
-                        let s = self.deposit_op(
+                        let s = self.books_op(
                             &format!("{d}.start"),
-                            || {
-                                Ok(DepositOp::StartRental {
-                                    deposit: key("deposit", &d)?,
-                                    rental: key("rental", &d)?,
+                            |_| {
+                                Ok(BooksOp::Deposit {
+                                    action: DepositOp::StartRental {
+                                        deposit: key("deposit", &d)?,
+                                        rental: key("rental", &d)?,
+                                    },
                                 })
                             },
                             now,
@@ -550,134 +560,84 @@ impl Executor {
                 }
                 r
             }
-            RentalEffect::CollectDeposit { order, amount } => {
-                let d = dep(order);
-                self.deposit_op(
-                    &format!("{d}.pay"),
-                    || {
-                        Ok(DepositOp::Pay {
-                            deposit: key("deposit", &d)?,
-                            rider: rider_key()?,
-                            amount: *amount,
-                        })
-                    },
-                    now,
-                )
-            }
-            RentalEffect::PlaceCreditHold { order, amount } => {
-                let d = dep(order);
-                let line = self.config.credit_line;
-                self.deposit_op(
-                    &format!("{d}.waive"),
-                    || {
-                        Ok(DepositOp::Waive {
-                            deposit: key("deposit", &d)?,
-                            rider: rider_key()?,
-                            amount: *amount,
-                            credit_line: line,
-                            expires_at: None,
-                        })
-                    },
-                    now,
-                )
-            }
-            RentalEffect::DeductDeposit {
+            RentalEffect::BuyPackage {
                 order,
-                amount,
-                reason: why,
-            }
-            | RentalEffect::CaptureCreditHold {
-                order,
-                amount,
-                reason: why,
+                package,
+                purchase,
+                deposit,
+                source,
             } => {
-                let d = dep(order);
-                let r = self.deposit_op(
-                    &format!("{d}.deduct"),
-                    || {
-                        Ok(DepositOp::Deduct {
-                            deposit: key("deposit", &d)?,
-                            amount: *amount,
-                            reason: reason(why),
-                        })
-                    },
-                    now,
-                );
-                // a paid deposit's rental ends with the settlement
-                if matches!(r, Carried::Done)
-                    && self.deposit_status(&d) == Some(DepositStatus::Rented)
-                {
-                    let e = self.deposit_op(
-                        &format!("{d}.end"),
-                        || {
-                            Ok(DepositOp::EndRental {
-                                deposit: key("deposit", &d)?,
-                            })
-                        },
-                        now,
-                    );
-                    if let Carried::Failed { .. } = e {
-                        return e;
-                    }
-                }
-                r
-            }
-            RentalEffect::RefundDeposit { order, .. } | RentalEffect::VoidCreditHold { order }
-                if self.deposit_status(&dep(order)).is_none() =>
-            {
-                Carried::Duplicate // nothing was ever secured: nothing to release
-            }
-            RentalEffect::RefundDeposit { order, .. } => {
-                let d = dep(order);
-                if self.deposit_status(&d) == Some(DepositStatus::Rented) {
-                    let e = self.deposit_op(
-                        &format!("{d}.end"),
-                        || {
-                            Ok(DepositOp::EndRental {
-                                deposit: key("deposit", &d)?,
-                            })
-                        },
-                        now,
-                    );
-                    if let Carried::Failed { .. } = e {
-                        return e;
-                    }
-                }
-                // the refund is requested here; finance reviews and pays it
-                // out (DepositOp::ReviewRefund / ConfirmRefund) as the host's work
-                self.deposit_op(
-                    &format!("{d}.refund"),
-                    || {
-                        Ok(DepositOp::ApplyRefund {
-                            deposit: key("deposit", &d)?,
+                let line = self.config.credit_line;
+                self.books_op(
+                    &format!("rt{order}.buy"),
+                    |ex| {
+                        Ok(BooksOp::Purchase {
+                            package: key("package", package)?,
+                            rider: key("rider", &rider.0.to_string())?,
+                            product: Box::new(purchase.product.clone()),
+                            paid: purchase.paid,
+                            profile: purchase.rider.clone(),
+                            source: *source,
+                            chain: ex.chain(site)?,
+                            deposit: match deposit {
+                                DepositMode::Paid => DepositChoice::Pay,
+                                DepositMode::CreditWaiver => DepositChoice::Waive {
+                                    credit_line: line,
+                                    expires_at: None,
+                                },
+                            },
+                            defer_fees: true,
                         })
                     },
                     now,
                 )
             }
-            RentalEffect::VoidCreditHold { order } => {
-                let d = dep(order);
-                self.deposit_op(
-                    &format!("{d}.end"),
-                    || {
-                        Ok(DepositOp::EndRental {
-                            deposit: key("deposit", &d)?,
-                        })
-                    },
-                    now,
-                )
+            // a cancel before the host bought the package: nothing to undo
+            RentalEffect::PackageCommand {
+                package, command, ..
+            } if **command == PackageCommand::Cancel && !self.has_package(package) => {
+                Carried::Duplicate
             }
-            RentalEffect::ChargeWallet { order, amount } => self.books_op(
-                &format!("rt{order}.fees"),
+            RentalEffect::PackageCommand {
+                order,
+                package,
+                seq,
+                command,
+                source,
+            } => self.books_op(
+                &format!("rt{order}.p{seq}"),
                 |_| {
-                    Ok(BooksOp::Sale {
-                        order: key("order", &format!("rt{order}.fees"))?,
-                        rider: rider_key()?,
-                        amount: *amount,
-                        product: ProductType::Fee,
-                        swaps: 0,
-                        chain: Vec::new(),
-                        source: PaymentSource::Wallet,
+                    Ok(BooksOp::Command {
+                        package: key("package", package)?,
+                        command: command.clone(),
+                        source: *source,
+                        // refunds go back the way the package was paid
+                        destination: match source {
+                            PaymentSource::Wallet => RefundDestination::Wallet,
+                            PaymentSource::Channel => RefundDestination::OriginalChannel,
+                        },
+                    })
+                },
+                now,
+            ),
+            RentalEffect::SettleDeposit { package, .. } if !self.has_package(package) => {
+                Carried::Duplicate
+            }
+            RentalEffect::SettleDeposit {
+                order,
+                package,
+                fees,
+                damage,
+                lost,
+                ..
+            } => self.books_op(
+                &format!("rt{order}.settle"),
+                |_| {
+                    Ok(BooksOp::SettleDeposit {
+                        package: key("package", package)?,
+                        damage: Some(*damage),
+                        lost: *lost,
+                        fees: Some(*fees),
                     })
                 },
                 now,
@@ -686,25 +646,68 @@ impl Executor {
         }
     }
 
-    /// Carries out a rental decision's effects, in order, for its rider.
-    /// The deposit of rental order `N` is deposit `rtN`; it starts backing
-    /// the rental when the battery is handed over, a deduction at close ends
-    /// the rental, and a refund is *requested* (finance approves and pays it
-    /// out through the deposit module).
+    /// Brings rental `order`'s package on the books to `now` (a `tick`, op
+    /// `rtN.t{unix seconds}`), so its liability account holds what
+    /// [`crate::package::Package::liability`] says: the days used are
+    /// recognised as revenue. `Host` without books, `Duplicate` when there
+    /// is nothing to bring (no such package, or it has ended).
+    pub fn tick_rental(&mut self, order: u64, now: Timestamp) -> Carried {
+        let package = crate::rental::package_id(order);
+        let open = self.books.as_ref().and_then(|b| {
+            let k = Key::new(&package).ok()?;
+            let p = b.package(&k)?;
+            Some(!matches!(
+                p.package.status,
+                crate::package::Status::Closed | crate::package::Status::Refunded
+            ))
+        });
+        match open {
+            None if self.books.is_none() => Carried::Host,
+            Some(true) => self.books_op(
+                &format!("{package}.t{}", now.timestamp()),
+                |_| {
+                    Ok(BooksOp::Tick {
+                        package: key("package", &package)?,
+                    })
+                },
+                now,
+            ),
+            _ => Carried::Duplicate,
+        }
+    }
+
+    /// Carries out a rental decision's effects, in order, for rental
+    /// `order` of `rider`; `site` is the cabinet it is sold at, if any (for
+    /// the agent chain that shares in the package's revenue). Then brings
+    /// the rental's package on the books to `now` ([`Executor::tick_rental`]);
+    /// if that fails, its result follows the effects' results.
+    ///
+    /// On the books the package is `rtN` (bought with `defer_fees`), and
+    /// so is its deposit, which starts backing the rental when the battery
+    /// is handed over. Ops: `rtN.buy`, `rtN.p{seq}` for the package
+    /// commands, `rtN.settle`, `rtN.start`. The settlement applies for the
+    /// refund of what is left of a paid deposit; finance reviews and pays
+    /// it out (`DepositOp::ReviewRefund` / `ConfirmRefund`).
     pub fn carry_out_rental(
         &mut self,
+        site: Option<CabinetId>,
         rider: RiderId,
+        order: u64,
         effects: &[RentalEffect],
         now: Timestamp,
     ) -> Vec<Carried> {
-        effects
+        let mut out: Vec<Carried> = effects
             .iter()
             .map(|e| match (e, self.books.is_some()) {
                 (RentalEffect::CustodyMove(m), false) => self.custody_move(m, now),
                 (_, false) => Carried::Host,
-                (e, true) => self.rental_effect(rider, e, now),
+                (e, true) => self.rental_effect(site, rider, e, now),
             })
-            .collect()
+            .collect();
+        if let c @ Carried::Failed { .. } = self.tick_rental(order, now) {
+            out.push(c);
+        }
+        out
     }
 }
 

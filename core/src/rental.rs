@@ -1,51 +1,130 @@
 //! The battery rental (租电) as a pure state machine.
 //!
-//! Choose a package → identity verified (real name) → deposit paid or credit
-//! hold granted (免押) → battery issued (from a cabinet slot, or handed over
-//! at a store) → in use → renewed / expiring / overdue → returned (cabinet or
-//! store) → inspected (fine, damaged, lost) → deposit refunded, deducted or
-//! captured → closed. Freeze and unfreeze stop and restart the clock.
-//! A faulty battery can be replaced under warranty while in use.
+//! Choose a package → identity verified (real name) → package paid and
+//! deposit paid or credit hold granted (免押) → battery issued (from a
+//! cabinet slot, or handed over at a store) → in use → renewed / expiring /
+//! overdue → returned (cabinet or store) → inspected (fine, damaged, lost) →
+//! deposit refunded, deducted or captured → closed. Freeze and unfreeze
+//! stop and restart the clock. A faulty battery can be replaced under
+//! warranty while in use.
 //!
-//! Fees (documented rules, [`RentalTerms`]):
-//! - overdue: nothing if returned within `grace_hours` after expiry;
-//!   otherwise `overdue_daily_fee` × started days since expiry;
-//! - freeze: `freeze_daily_fee` × started days frozen, per freeze;
-//! - damage: the amount the inspection states;
-//! - all fees are settled at close against the deposit (deducted, or the
-//!   credit hold captured for them); anything above the deposit is charged
-//!   to the wallet.
+//! **The package rules are the rental's rules.** A rental is bought as a
+//! rental package: a time-limited [`crate::package::Product`] (`"rental":
+//! true`, activation `first_use` so that it starts at the hand-over). The
+//! rental keeps its own copy of the [`Package`] and drives it with
+//! [`package::Command`]s, so its expiry, renewals (extend or stack), freezes
+//! (length limits, fee per started day, automatic unfreeze) and overdue fees
+//! (grace hours, fee per started day after the grace, cap) are the
+//! package's decisions, never computed here:
+//!
+//! - start: the package is bought (`purchased`, pending) — effect
+//!   [`RentalEffect::BuyPackage`], with the product's deposit;
+//! - issue: `activate` — the term runs from the hand-over;
+//! - renew: `renew`; freeze: `request_freeze` + `approve_freeze`;
+//!   unfreeze: `unfreeze` (or the automatic unfreeze at its deadline);
+//! - tick: `tick` when the package has a transition due (expiry, automatic
+//!   unfreeze, the end of the grace period);
+//! - return, loss, default: `end` — a freeze in force ends with its fee, an
+//!   overdue fee is settled, the package closes (days left lapse);
+//! - cancel before the hand-over: `cancel` — everything paid comes back.
+//!
+//! Every command the rental applies to its copy is also an effect,
+//! [`RentalEffect::PackageCommand`] (numbered by `seq`), and its events are
+//! recorded in [`RentalEvent::Package`], so replaying the rental rebuilds
+//! the package too. `core::executor` forwards the same commands to the
+//! package on the books ([`crate::books::BooksOp::Command`]), so both copies
+//! decide the same events, and the books post the money: payments, the
+//! revenue earned as days are used, fees.
+//!
+//! **Fees are settled once, at the close.** The package's fees (freeze and
+//! overdue, from its events) accrue on the rental ([`Rental::fees_due`]; the
+//! books keep them due too: the package is bought with `defer_fees`). At
+//! the inspection (or a loss, a default, or a cancel) the rental settles
+//! the deposit in one effect, [`RentalEffect::SettleDeposit`]: the fees come
+//! out of the deposit first, then the damage (a loss takes the whole
+//! deposit); the rest of a paid deposit is refunded (the refund is applied
+//! for; finance reviews it), the rest of a waiver's hold voided; whatever
+//! the deposit cannot cover is charged to the wallet.
+//!
+//! Operations rules that are not the package's sit in [`RentalPolicy`]: when
+//! to tell the rider the rental expires soon, and after how many days
+//! overdue the rental defaults (the battery is treated as lost).
 //!
 //! Same shape as [`crate::swap`]: `handle` decides, `apply` folds, `step`
 //! does both; replaying the events rebuilds the rental.
+//!
+//! ```
+//! use chargeswap_core::custody::{Location, RiderId, StoreId};
+//! use chargeswap_core::numbering::DeviceNo;
+//! use chargeswap_core::rental::*;
+//! use chrono::{Duration, TimeZone, Utc};
+//!
+//! let t0 = Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap();
+//! let request: RentalRequest = serde_json::from_str(r#"{
+//!   "order": 500, "rider": 7, "identity_verified": true, "deposit_mode": "paid",
+//!   "product": {"id": "rent-30", "price": "90.00", "validity": {"days": 30}, "rental": true,
+//!     "deposit": "300.00", "activation": {"mode": "first_use"},
+//!     "overdue": {"grace_hours": 24, "fee_per_day": "5.00"}}}"#)?;
+//! let mut r = Rental::new();
+//! r.step(&RentalInput::Start(request), t0)?; // BuyPackage: package rt500 and its deposit
+//! r.step(&RentalInput::DepositSecured, t0)?;
+//! let store = Location::Store { store: StoreId(3) };
+//! let battery = DeviceNo::new(200_001)?;
+//! r.step(&RentalInput::Issue { battery, from: store.clone() }, t0)?; // the package starts
+//! assert_eq!(r.expires_at(), Some(t0 + Duration::days(30)));
+//! // back 3 days late: 2 days after the 24 h grace x 5.00, the package's rule
+//! r.step(&RentalInput::Return { to: store }, t0 + Duration::days(33))?;
+//! assert_eq!(r.fees_due().unwrap().to_string(), "¥10.00");
+//! let d = r.step(&RentalInput::Inspect(Inspection::Fine), t0 + Duration::days(33))?;
+//! assert!(matches!(&d.effects[0], RentalEffect::SettleDeposit { deducted, refunded, .. }
+//!     if deducted.to_string() == "¥10.00" && refunded.to_string() == "¥290.00"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
-use chrono::Duration;
+use chrono::{Duration, FixedOffset, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use crate::custody::{Cause, Location, MoveId, MoveRequest, Origin, RiderId, Timestamp};
-use crate::money::{Money, Rounding};
+use crate::money::Money;
 use crate::numbering::DeviceNo;
-use rust_decimal::Decimal;
+use crate::package::{
+    self, Activation, DeadlineKind, Package, PackageError, Product, Purchase, RiderProfile, Status,
+};
+use crate::wallet::PaymentSource;
 
-/// The rules of the rental package.
+/// Operations rules of a rental that are not package rules (the package's
+/// product holds validity, renewals, freezes, overdue fees and the deposit).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RentalTerms {
-    /// The rental package.
-    pub package: u64,
-    /// Rental days bought.
-    pub days: u32,
-    /// The deposit.
-    pub deposit: Money,
-    /// Fee per started overdue day.
-    pub overdue_daily_fee: Money,
-    /// Hours after expiry without an overdue fee.
-    pub grace_hours: u32,
-    /// Fee per started frozen day.
-    pub freeze_daily_fee: Money,
-    /// Hours before expiry to tell the rider.
+#[serde(deny_unknown_fields)]
+pub struct RentalPolicy {
+    /// Hours before expiry to tell the rider (default 48).
+    #[serde(default = "forty_eight")]
     pub expiring_notice_hours: u32,
-    /// Days overdue after which the rental defaults (deposit captured).
+    /// Days after expiry after which an unreturned battery counts as lost
+    /// and the deposit is taken (default 30).
+    #[serde(default = "thirty")]
     pub default_after_days: u32,
+}
+
+fn forty_eight() -> u32 {
+    48
+}
+
+fn thirty() -> u32 {
+    30
+}
+
+fn china() -> i32 {
+    8 * 3600
+}
+
+impl Default for RentalPolicy {
+    fn default() -> Self {
+        RentalPolicy {
+            expiring_notice_hours: forty_eight(),
+            default_after_days: thirty(),
+        }
+    }
 }
 
 /// How the deposit is secured.
@@ -61,16 +140,34 @@ pub enum DepositMode {
 /// Everything needed to start a rental.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RentalRequest {
-    /// The rental order.
+    /// The rental order. Its package is `rt{order}`.
     pub order: u64,
     /// The rider.
     pub rider: RiderId,
     /// Real-name verification passed.
     pub identity_verified: bool,
-    /// The package rules.
-    pub terms: RentalTerms,
+    /// The rental package's product: `"rental": true` and activation
+    /// `first_use` without `auto_after_days` (the term starts at the
+    /// hand-over); its `deposit` is the rental's deposit.
+    pub product: Box<Product>,
+    /// Amount paid for it (default: the product's price).
+    #[serde(default)]
+    pub paid: Option<Money>,
+    /// How the package and its renewals are paid (default: the wallet).
+    #[serde(default)]
+    pub source: PaymentSource,
+    /// The rider, for the product's eligibility rules.
+    #[serde(default)]
+    pub profile: RiderProfile,
     /// How the deposit is secured.
     pub deposit_mode: DepositMode,
+    /// Notice and default rules.
+    #[serde(default)]
+    pub policy: RentalPolicy,
+    /// Seconds east of UTC of the platform's local time, which the package
+    /// sees (default 28 800, China; the books use the same).
+    #[serde(default = "china")]
+    pub utc_offset_s: i32,
 }
 
 /// The inspection result at return.
@@ -79,7 +176,7 @@ pub struct RentalRequest {
 pub enum Inspection {
     /// Nothing wrong.
     Fine,
-    /// Damaged: this much is deducted.
+    /// Damaged: this much is charged (from the deposit first).
     Damaged {
         /// The damage fee.
         fee: Money,
@@ -92,9 +189,9 @@ pub enum Inspection {
 pub enum RentalPhase {
     /// Not started.
     Idle,
-    /// Waiting for the deposit or credit hold.
+    /// Waiting for the package payment and the deposit or credit hold.
     AwaitingDeposit,
-    /// Deposit secured; waiting for the battery to be handed over.
+    /// Paid and secured; waiting for the battery to be handed over.
     AwaitingIssue,
     /// The rider has the battery.
     InUse,
@@ -117,7 +214,7 @@ pub enum RentalOutcome {
         /// Why.
         reason: RentalReason,
     },
-    /// Ended before the battery was issued (deposit returned if taken).
+    /// Ended before the battery was issued (package and deposit returned).
     Cancelled {
         /// Why.
         reason: RentalReason,
@@ -131,7 +228,7 @@ pub enum RentalOutcome {
         /// Charged to the wallet above the deposit.
         charged: Money,
     },
-    /// Lost, or overdue past the default limit: the deposit was captured.
+    /// Lost, or overdue past the default limit: the deposit was taken.
     Lost {
         /// Charged to the wallet above the deposit.
         charged: Money,
@@ -144,7 +241,7 @@ pub enum RentalOutcome {
 pub enum RentalReason {
     /// No real-name verification.
     IdentityNotVerified,
-    /// The deposit or credit hold failed.
+    /// The payment, the deposit or the credit hold failed.
     DepositFailed,
     /// The rider cancelled before the battery was issued.
     CancelledByRider,
@@ -154,25 +251,13 @@ pub enum RentalReason {
     DeclaredLost,
 }
 
-/// What a deposit deduction is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Deduction {
-    /// Unpaid fees (overdue, freeze).
-    Fees,
-    /// Damage found at the inspection (with any fees).
-    Damage,
-    /// A lost battery, or a default.
-    Loss,
-}
-
 /// Kinds of rider notices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RentalNotice {
     /// Expires soon.
     Expiring,
-    /// Expired: overdue fees run.
+    /// Expired: overdue fees run after the grace period.
     Overdue,
     /// Closed.
     Closed,
@@ -182,56 +267,59 @@ pub enum RentalNotice {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RentalEffect {
-    /// Collect the deposit (idempotent by order).
-    CollectDeposit {
+    /// Buy the rental package: pay it (`source`) and secure the product's
+    /// deposit (paid, or a hold on the credit line), in one go; then send
+    /// `deposit_secured` (or `deposit_failed`). On the books:
+    /// `BooksOp::Purchase` with `defer_fees`.
+    BuyPackage {
         /// The order.
         order: u64,
-        /// The amount.
-        amount: Money,
+        /// The package (`rt{order}`).
+        package: String,
+        /// The purchase the rental's copy was built from.
+        purchase: Box<Purchase>,
+        /// How the deposit is secured.
+        deposit: DepositMode,
+        /// How the package is paid.
+        source: PaymentSource,
     },
-    /// Place a pending hold on the credit line (免押).
-    PlaceCreditHold {
+    /// Send this command to the rental package on the books: the rental's
+    /// copy already applied it (idempotent by order and `seq`).
+    PackageCommand {
         /// The order.
         order: u64,
-        /// The amount.
-        amount: Money,
+        /// The package.
+        package: String,
+        /// The command's number in the rental (0, 1, 2, …).
+        seq: u32,
+        /// The command.
+        command: Box<package::Command>,
+        /// How a payment it makes (a renewal) is paid.
+        source: PaymentSource,
     },
-    /// Deduct from the held deposit (to revenue).
-    DeductDeposit {
+    /// Settle the deposit (idempotent by order): `fees` (the package's
+    /// fees, from its events) then `damage` (or, when `lost`, all the rest)
+    /// are taken from it; the rest is refunded (a paid deposit's refund is
+    /// applied for) or voided (a waiver); what it cannot cover is charged
+    /// to the wallet. The amounts are the rental's decision; the books
+    /// check the fees against their own copy.
+    SettleDeposit {
         /// The order.
         order: u64,
-        /// The amount.
-        amount: Money,
-        /// What for.
-        reason: Deduction,
-    },
-    /// Refund (part of) the deposit to the rider.
-    RefundDeposit {
-        /// The order.
-        order: u64,
-        /// The amount.
-        amount: Money,
-    },
-    /// Capture (part of) the credit hold; the rest is voided.
-    CaptureCreditHold {
-        /// The order.
-        order: u64,
-        /// The amount.
-        amount: Money,
-        /// What for.
-        reason: Deduction,
-    },
-    /// Void the whole credit hold.
-    VoidCreditHold {
-        /// The order.
-        order: u64,
-    },
-    /// Charge the wallet (fees above the deposit).
-    ChargeWallet {
-        /// The order.
-        order: u64,
-        /// The amount.
-        amount: Money,
+        /// The package.
+        package: String,
+        /// The package's fees due (freeze, overdue).
+        fees: Money,
+        /// Damage found at the inspection.
+        damage: Money,
+        /// The battery is lost (or the rental defaulted).
+        lost: bool,
+        /// Taken from the deposit (deducted or captured).
+        deducted: Money,
+        /// Refunded or voided.
+        refunded: Money,
+        /// Charged to the wallet above the deposit.
+        charged: Money,
     },
     /// Record a custody movement.
     CustodyMove(MoveRequest),
@@ -257,7 +345,7 @@ pub enum RentalEffect {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RentalEvent {
-    /// Requested; deposit asked for.
+    /// Requested; package and deposit asked for.
     Requested {
         /// The request.
         request: RentalRequest,
@@ -271,7 +359,15 @@ pub enum RentalEvent {
         /// Why.
         reason: RentalReason,
     },
-    /// The deposit (or credit hold) is secured.
+    /// The rental package decided: the command sent to it (none for the
+    /// purchase) and its events.
+    Package {
+        /// The command.
+        command: Option<Box<package::Command>>,
+        /// The package's events (local time).
+        events: Vec<package::Event>,
+    },
+    /// The package is paid and the deposit (or credit hold) secured.
     DepositSecured,
     /// Ended before issue.
     Cancelled {
@@ -289,8 +385,6 @@ pub enum RentalEvent {
     },
     /// Renewed.
     Renewed {
-        /// Days added.
-        days: u32,
         /// New end.
         expires_at: Timestamp,
     },
@@ -303,7 +397,7 @@ pub enum RentalEvent {
         /// When.
         at: Timestamp,
     },
-    /// Unfrozen; the end moves by the frozen time and the fee is due.
+    /// Unfrozen; the end moved by the frozen time and the fee is due.
     Unfrozen {
         /// New end.
         expires_at: Timestamp,
@@ -319,7 +413,7 @@ pub enum RentalEvent {
     Returned {
         /// When.
         at: Timestamp,
-        /// The overdue fee due.
+        /// The overdue fee the package settled.
         overdue_fee: Money,
     },
     /// The battery was declared lost and written off in custody.
@@ -339,9 +433,9 @@ pub enum RentalEvent {
 pub enum RentalInput {
     /// Start.
     Start(RentalRequest),
-    /// The host collected the deposit or placed the credit hold.
+    /// The host bought the package and secured the deposit or credit hold.
     DepositSecured,
-    /// The deposit or credit hold failed.
+    /// The payment, the deposit or the credit hold failed.
     DepositFailed,
     /// The battery was handed over (taken from a slot or given at a store).
     Issue {
@@ -350,14 +444,22 @@ pub enum RentalInput {
         /// Where it was.
         from: Location,
     },
-    /// Renew for more days (paid by the host beforehand).
+    /// Renew with the package's product (paid as the request says).
     Renew {
-        /// Days.
-        days: u32,
+        /// Amount paid (default: the product's price).
+        #[serde(default)]
+        paid: Option<Money>,
     },
-    /// Freeze (approved by the package rules).
-    Freeze,
-    /// Unfreeze.
+    /// Freeze for some days (approved by operations; the product's freeze
+    /// policy decides whether it may).
+    Freeze {
+        /// Days asked for.
+        days: u32,
+        /// Why.
+        #[serde(default)]
+        reason: String,
+    },
+    /// Unfreeze early.
     Unfreeze,
     /// The battery came back.
     Return {
@@ -417,6 +519,21 @@ pub enum RentalError {
         /// What was expected.
         expected: String,
     },
+    /// The rental package refused (its rules decide: a freeze too long or
+    /// too many, a renewal too early, an ineligible rider, a bad product).
+    #[error("the rental package refused: {error}")]
+    Package {
+        /// The package's error.
+        error: Box<PackageError>,
+    },
+}
+
+impl From<PackageError> for RentalError {
+    fn from(error: PackageError) -> RentalError {
+        RentalError::Package {
+            error: Box::new(error),
+        }
+    }
 }
 
 /// One rental.
@@ -427,9 +544,11 @@ pub struct Rental {
     battery: Option<DeviceNo>,
     issued_at: Option<Timestamp>,
     expires_at: Option<Timestamp>,
-    frozen_at: Option<Timestamp>,
+    /// The rental package, as the rental's own commands left it.
+    package: Option<Box<Package>>,
+    /// Package commands sent so far.
+    package_seq: u32,
     notified: bool,
-    fees_due: Option<Money>,
     custody_seq: u32,
     outcome: Option<RentalOutcome>,
 }
@@ -446,11 +565,6 @@ fn add_secs(t: Timestamp, secs: i64) -> Timestamp {
     t.checked_add_signed(Duration::seconds(secs)).unwrap_or(t)
 }
 
-/// Started days in `secs` seconds (0 for none): 1 s is one started day.
-pub fn started_days(secs: i64) -> i64 {
-    if secs <= 0 { 0 } else { (secs + DAY - 1) / DAY }
-}
-
 fn phase_name(p: RentalPhase) -> String {
     format!("{p:?}").to_lowercase()
 }
@@ -462,10 +576,20 @@ fn invalid(field: &str, e: impl core::fmt::Display) -> RentalError {
     }
 }
 
+/// The package id of rental order `order`.
+pub fn package_id(order: u64) -> String {
+    format!("rt{order}")
+}
+
 struct Out {
     events: Vec<RentalEvent>,
     effects: Vec<RentalEffect>,
     custody_seq: u32,
+    /// The package as the decision's commands leave it.
+    package: Option<Box<Package>>,
+    package_seq: u32,
+    /// The phase as the decision's package-driven events leave it.
+    phase: RentalPhase,
 }
 
 impl Rental {
@@ -477,9 +601,9 @@ impl Rental {
             battery: None,
             issued_at: None,
             expires_at: None,
-            frozen_at: None,
+            package: None,
+            package_seq: 0,
             notified: false,
-            fees_due: None,
             custody_seq: 0,
             outcome: None,
         }
@@ -506,26 +630,73 @@ impl Rental {
     pub fn expires_at(&self) -> Option<Timestamp> {
         self.expires_at
     }
-    /// Fees accrued so far (freeze fees, overdue at return).
+    /// The rental package's fees so far (freeze and overdue fees its events
+    /// carried), settled with the deposit at the close.
     pub fn fees_due(&self) -> Option<Money> {
-        self.fees_due
+        self.package.as_ref().map(|p| p.fees_charged)
+    }
+    /// The rental package, as the rental's commands left it.
+    pub fn package(&self) -> Option<&Package> {
+        self.package.as_deref()
+    }
+    /// The request it started with.
+    pub fn request(&self) -> Option<&RentalRequest> {
+        self.request.as_ref()
     }
     /// How it ended.
     pub fn outcome(&self) -> Option<&RentalOutcome> {
         self.outcome.as_ref()
     }
 
+    /// Seconds east of UTC of the package's local time (checked at start).
+    fn offset_s(&self) -> i64 {
+        i64::from(self.request.as_ref().map_or(china(), |r| r.utc_offset_s))
+    }
+
+    /// Local time (the package's) of `t`.
+    fn local(&self, t: Timestamp) -> NaiveDateTime {
+        let utc = t.naive_utc();
+        utc.checked_add_signed(Duration::seconds(self.offset_s()))
+            .unwrap_or(utc)
+    }
+
+    /// UTC of a local time.
+    fn utc(&self, t: NaiveDateTime) -> Timestamp {
+        t.checked_sub_signed(Duration::seconds(self.offset_s()))
+            .unwrap_or(t)
+            .and_utc()
+    }
+
+    /// When the package's next time-driven transition is due (UTC).
+    fn package_deadline(&self) -> Option<(Timestamp, DeadlineKind)> {
+        let d = self.package.as_ref()?.next_deadline()?;
+        Some((self.utc(d.at), d.kind))
+    }
+
     /// The next time a tick has something to do.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        let exp = self.expires_at?;
-        let terms = &self.request.as_ref()?.terms;
+        let policy = &self.request.as_ref()?.policy;
         match self.phase {
-            RentalPhase::InUse if !self.notified => Some(add_secs(
-                exp,
-                -i64::from(terms.expiring_notice_hours) * 3600,
-            )),
-            RentalPhase::InUse => Some(exp),
-            RentalPhase::Overdue => Some(add_secs(exp, i64::from(terms.default_after_days) * DAY)),
+            RentalPhase::InUse => {
+                let exp = self.expires_at?;
+                if self.notified {
+                    Some(exp)
+                } else {
+                    Some(add_secs(
+                        exp,
+                        -i64::from(policy.expiring_notice_hours) * 3600,
+                    ))
+                }
+            }
+            RentalPhase::Frozen => self.package_deadline().map(|(t, _)| t),
+            RentalPhase::Overdue => {
+                let default =
+                    add_secs(self.expires_at?, i64::from(policy.default_after_days) * DAY);
+                Some(match self.package_deadline() {
+                    Some((t, _)) if t < default => t,
+                    _ => default,
+                })
+            }
             _ => None,
         }
     }
@@ -549,11 +720,27 @@ impl Rental {
             RentalEvent::Requested { request, .. } => {
                 self.request = Some(request.clone());
                 self.phase = RentalPhase::AwaitingDeposit;
-                self.fees_due = Some(Money::zero(request.terms.deposit.currency()));
             }
             RentalEvent::Rejected { reason, .. } => {
                 self.phase = RentalPhase::Closed;
                 self.outcome = Some(RentalOutcome::Rejected { reason: *reason });
+            }
+            RentalEvent::Package { command, events } => {
+                for ev in events {
+                    match (&mut self.package, ev) {
+                        (_, package::Event::Purchased { .. }) => {
+                            self.package = Package::from_purchased(ev).ok().map(Box::new);
+                        }
+                        // a log that does not fit is ignored, as elsewhere
+                        (Some(p), _) => {
+                            let _ = p.apply(ev);
+                        }
+                        (None, _) => {}
+                    }
+                }
+                if command.is_some() {
+                    self.package_seq = self.package_seq.saturating_add(1);
+                }
             }
             RentalEvent::DepositSecured => self.phase = RentalPhase::AwaitingIssue,
             RentalEvent::Cancelled { reason } => {
@@ -571,32 +758,24 @@ impl Rental {
                 self.phase = RentalPhase::InUse;
                 self.custody_seq = self.custody_seq.saturating_add(1);
             }
-            RentalEvent::Renewed { expires_at, .. } => {
+            RentalEvent::Renewed { expires_at } => {
                 self.expires_at = Some(*expires_at);
                 self.notified = false;
-                if self.phase == RentalPhase::Overdue {
-                    self.phase = RentalPhase::InUse;
-                }
+                self.phase = RentalPhase::InUse;
             }
             RentalEvent::ExpiringNotified => self.notified = true,
             RentalEvent::BecameOverdue => self.phase = RentalPhase::Overdue,
-            RentalEvent::Frozen { at } => {
-                self.phase = RentalPhase::Frozen;
-                self.frozen_at = Some(*at);
-            }
-            RentalEvent::Unfrozen { expires_at, fee } => {
+            RentalEvent::Frozen { .. } => self.phase = RentalPhase::Frozen,
+            RentalEvent::Unfrozen { expires_at, .. } => {
                 self.phase = RentalPhase::InUse;
-                self.frozen_at = None;
                 self.expires_at = Some(*expires_at);
-                self.fees_due = self.fees_due.and_then(|f| f.checked_add(*fee).ok());
             }
             RentalEvent::Replaced { battery } => {
                 self.battery = Some(*battery);
                 self.custody_seq = self.custody_seq.saturating_add(2);
             }
-            RentalEvent::Returned { overdue_fee, .. } => {
+            RentalEvent::Returned { .. } => {
                 self.phase = RentalPhase::Inspecting;
-                self.fees_due = self.fees_due.and_then(|f| f.checked_add(*overdue_fee).ok());
                 self.custody_seq = self.custody_seq.saturating_add(1);
             }
             RentalEvent::WrittenOff => {
@@ -643,6 +822,115 @@ impl Rental {
         }
     }
 
+    /// Sends `cmd` to the decision's copy of the package; when it decided
+    /// anything, records the events and forwards the command to the host.
+    fn drive(
+        &self,
+        out: &mut Out,
+        cmd: package::Command,
+        now: Timestamp,
+    ) -> Result<Vec<package::Event>, RentalError> {
+        let r = self.req()?;
+        let local = self.local(now);
+        let pkg = out.package.as_mut().ok_or(RentalError::NotStarted)?;
+        let events = pkg.handle(&cmd, local)?;
+        if events.is_empty() {
+            return Ok(events);
+        }
+        out.effects.push(RentalEffect::PackageCommand {
+            order: r.order,
+            package: package_id(r.order),
+            seq: out.package_seq,
+            command: Box::new(cmd.clone()),
+            source: r.source,
+        });
+        out.events.push(RentalEvent::Package {
+            command: Some(Box::new(cmd)),
+            events: events.clone(),
+        });
+        out.package_seq = out.package_seq.saturating_add(1);
+        Ok(events)
+    }
+
+    /// The end of the decision's package, in UTC.
+    fn package_end(&self, out: &Out) -> Result<Timestamp, RentalError> {
+        let end = out
+            .package
+            .as_deref()
+            .and_then(Package::ends_at)
+            .ok_or(RentalError::NotStarted)?;
+        Ok(self.utc(end))
+    }
+
+    /// The rental's own phase events for what the package decided.
+    fn follow(
+        &self,
+        out: &mut Out,
+        events: &[package::Event],
+        now: Timestamp,
+    ) -> Result<(), RentalError> {
+        for e in events {
+            match e {
+                package::Event::Frozen { .. } => {
+                    out.events.push(RentalEvent::Frozen { at: now });
+                    out.phase = RentalPhase::Frozen;
+                }
+                package::Event::Unfrozen { fee, .. } if out.phase == RentalPhase::Frozen => {
+                    let expires_at = self.package_end(out)?;
+                    out.events.push(RentalEvent::Unfrozen {
+                        expires_at,
+                        fee: *fee,
+                    });
+                    out.phase = RentalPhase::InUse;
+                }
+                package::Event::Renewed { .. } => {
+                    let expires_at = self.package_end(out)?;
+                    out.events.push(RentalEvent::Renewed { expires_at });
+                    out.phase = RentalPhase::InUse;
+                }
+                package::Event::Expired { .. } if out.phase == RentalPhase::InUse => {
+                    out.events.push(RentalEvent::BecameOverdue);
+                    self.notify(out, RentalNotice::Overdue);
+                    out.phase = RentalPhase::Overdue;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The rental package starts at the hand-over: its term from now.
+    /// Returns the rental's end.
+    fn start_package(&self, out: &mut Out, now: Timestamp) -> Result<Timestamp, RentalError> {
+        let pending = out
+            .package
+            .as_ref()
+            .is_some_and(|p| p.status == Status::Pending);
+        if pending {
+            self.drive(out, package::Command::Activate, now)?;
+        }
+        self.package_end(out)
+    }
+
+    /// The rental package ends now (the battery is back, lost or kept
+    /// past the default): a freeze ends with its fee, an overdue fee is
+    /// settled. Returns the overdue fee settled.
+    fn end_package(&self, out: &mut Out, now: Timestamp) -> Result<Money, RentalError> {
+        let open = out
+            .package
+            .as_ref()
+            .is_some_and(|p| !matches!(p.status, Status::Closed | Status::Refunded));
+        let mut fee = Money::zero(self.req()?.product.currency());
+        if open {
+            for e in self.drive(out, package::Command::End, now)? {
+                if let package::Event::OverdueSettled { fee: f, .. } = e {
+                    fee = fee.checked_add(f).map_err(|e| invalid("overdue fee", e))?;
+                }
+            }
+        }
+        Ok(fee)
+    }
+
     /// Decides what one input means, without changing the rental.
     pub fn handle(
         &self,
@@ -653,44 +941,13 @@ impl Rental {
             events: Vec::new(),
             effects: Vec::new(),
             custody_seq: self.custody_seq,
+            package: self.package.clone(),
+            package_seq: self.package_seq,
+            phase: self.phase,
         };
         use RentalPhase as P;
         match (input, self.phase) {
-            (RentalInput::Start(r), P::Idle) => {
-                if r.terms.days == 0 {
-                    return Err(invalid("terms.days", "at least one day"));
-                }
-                for (f, m) in [
-                    ("terms.deposit", r.terms.deposit),
-                    ("terms.overdue_daily_fee", r.terms.overdue_daily_fee),
-                    ("terms.freeze_daily_fee", r.terms.freeze_daily_fee),
-                ] {
-                    m.ensure_non_negative(f).map_err(|e| invalid(f, e))?;
-                }
-                out.events.push(RentalEvent::Requested {
-                    request: r.clone(),
-                    at: now,
-                });
-                if !r.identity_verified {
-                    out.events.push(RentalEvent::Rejected {
-                        order: r.order,
-                        reason: RentalReason::IdentityNotVerified,
-                    });
-                } else if r.terms.deposit.is_zero() {
-                    out.events.push(RentalEvent::DepositSecured);
-                } else {
-                    out.effects.push(match r.deposit_mode {
-                        DepositMode::Paid => RentalEffect::CollectDeposit {
-                            order: r.order,
-                            amount: r.terms.deposit,
-                        },
-                        DepositMode::CreditWaiver => RentalEffect::PlaceCreditHold {
-                            order: r.order,
-                            amount: r.terms.deposit,
-                        },
-                    });
-                }
-            }
+            (RentalInput::Start(r), P::Idle) => self.start(&mut out, r, now)?,
             (RentalInput::Start(r), _)
                 if self.request.as_ref().is_some_and(|c| c.order == r.order) => {}
             (RentalInput::DepositSecured, P::AwaitingDeposit) => {
@@ -698,22 +955,29 @@ impl Rental {
             }
             (RentalInput::DepositSecured, P::AwaitingIssue) => {} // duplicate
             (RentalInput::DepositFailed, P::AwaitingDeposit) => {
+                // the purchase failed on the books: nothing to give back
                 out.events.push(RentalEvent::Cancelled {
                     reason: RentalReason::DepositFailed,
                 })
             }
             (RentalInput::Cancel, P::AwaitingDeposit | P::AwaitingIssue) => {
-                // Release whatever was secured: while awaiting the deposit
-                // the host may already have collected it (releasing a deposit
-                // that never came is a no-op for the host).
-                self.release_deposit(&mut out)?;
+                // Give back whatever was secured: while awaiting the deposit
+                // the host may already have bought the package (cancelling
+                // a purchase that never came is a no-op for the host).
+                let pending = out
+                    .package
+                    .as_ref()
+                    .is_some_and(|p| p.status == Status::Pending);
+                if pending {
+                    self.drive(&mut out, package::Command::Cancel, now)?;
+                }
+                self.settle(&mut out, false, None)?;
                 out.events.push(RentalEvent::Cancelled {
                     reason: RentalReason::CancelledByRider,
                 });
             }
             (RentalInput::Issue { battery, from }, P::AwaitingIssue) => {
-                let days = i64::from(self.req()?.terms.days);
-                let expires_at = add_secs(now, days * DAY);
+                let expires_at = self.start_package(&mut out, now)?;
                 self.custody(&mut out, *battery, from.clone(), self.rider_loc());
                 out.events.push(RentalEvent::Issued {
                     battery: *battery,
@@ -721,31 +985,34 @@ impl Rental {
                     expires_at,
                 });
             }
-            (RentalInput::Renew { days }, P::InUse | P::Overdue) => {
-                if *days == 0 {
-                    return Err(invalid("days", "at least one day"));
-                }
-                // Renewal extends from the current end, so overdue time is
-                // not forgiven (it is already counted by the later return).
-                let base = self.expires_at.unwrap_or(now);
-                let expires_at = add_secs(base, i64::from(*days) * DAY);
-                out.events.push(RentalEvent::Renewed {
-                    days: *days,
-                    expires_at,
-                });
+            (RentalInput::Renew { paid }, P::InUse | P::Overdue) => {
+                let r = self.req()?;
+                let cmd = package::Command::Renew {
+                    renewal_id: format!("{}-r{}", package_id(r.order), out.package_seq),
+                    paid: *paid,
+                    rider: r.profile.clone(),
+                };
+                let events = self.drive(&mut out, cmd, now)?;
+                self.follow(&mut out, &events, now)?;
             }
-            (RentalInput::Freeze, P::InUse) => out.events.push(RentalEvent::Frozen { at: now }),
-            (RentalInput::Freeze, P::Frozen) | (RentalInput::Unfreeze, P::InUse) => {} // duplicates
+            (RentalInput::Freeze { days, reason }, P::InUse) => {
+                let cmd = package::Command::RequestFreeze {
+                    days: *days,
+                    reason: reason.clone(),
+                };
+                let mut events = self.drive(&mut out, cmd, now)?;
+                events.extend(self.drive(&mut out, package::Command::ApproveFreeze, now)?);
+                self.follow(&mut out, &events, now)?;
+            }
+            (RentalInput::Freeze { .. }, P::Frozen) | (RentalInput::Unfreeze, P::InUse) => {} // duplicates
             (RentalInput::Unfreeze, P::Frozen) => {
-                let since = self.frozen_at.unwrap_or(now);
-                let secs = now.signed_duration_since(since).num_seconds().max(0);
-                let terms = &self.req()?.terms;
-                let fee = terms
-                    .freeze_daily_fee
-                    .multiply(Decimal::from(started_days(secs)), Rounding::HalfUp)
-                    .map_err(|e| invalid("freeze fee", e))?;
-                let expires_at = add_secs(self.expires_at.unwrap_or(now), secs);
-                out.events.push(RentalEvent::Unfrozen { expires_at, fee });
+                // past the freeze's own end it has already ended by itself
+                let cmd = match self.package_deadline() {
+                    Some((t, DeadlineKind::Unfreeze)) if t <= now => package::Command::Tick,
+                    _ => package::Command::Unfreeze,
+                };
+                let events = self.drive(&mut out, cmd, now)?;
+                self.follow(&mut out, &events, now)?;
             }
             (
                 RentalInput::Replace {
@@ -772,43 +1039,15 @@ impl Rental {
                 let Some(b) = self.battery else {
                     return Err(self.not_allowed("return"));
                 };
-                let mut fee = Money::zero(self.req()?.terms.deposit.currency());
-                let terms = &self.req()?.terms;
-                let exp = self.expires_at.unwrap_or(now);
-                let late = now.signed_duration_since(exp).num_seconds();
-                if self.phase != P::Frozen && late > i64::from(terms.grace_hours) * 3600 {
-                    fee = terms
-                        .overdue_daily_fee
-                        .multiply(Decimal::from(started_days(late)), Rounding::HalfUp)
-                        .map_err(|e| invalid("overdue fee", e))?;
-                }
-                let mut frozen_fee = None;
-                if self.phase == P::Frozen {
-                    let secs = now
-                        .signed_duration_since(self.frozen_at.unwrap_or(now))
-                        .num_seconds()
-                        .max(0);
-                    frozen_fee = Some(
-                        terms
-                            .freeze_daily_fee
-                            .multiply(Decimal::from(started_days(secs)), Rounding::HalfUp)
-                            .map_err(|e| invalid("freeze fee", e))?,
-                    );
-                }
-                if let Some(f) = frozen_fee {
-                    out.events.push(RentalEvent::Unfrozen {
-                        expires_at: exp,
-                        fee: f,
-                    });
-                }
+                let overdue_fee = self.end_package(&mut out, now)?;
                 self.custody(&mut out, b, self.rider_loc(), to.clone());
                 out.events.push(RentalEvent::Returned {
                     at: now,
-                    overdue_fee: fee,
+                    overdue_fee,
                 });
             }
             (RentalInput::Inspect(result), P::Inspecting) => {
-                let mut extra = match result {
+                let damage = match result {
                     Inspection::Fine => None,
                     Inspection::Damaged { fee } => {
                         fee.ensure_non_negative("fee")
@@ -816,17 +1055,7 @@ impl Rental {
                         Some(*fee)
                     }
                 };
-                let due = self.fees_due.ok_or(RentalError::NotStarted)?;
-                let total = match extra.take() {
-                    Some(f) => due.checked_add(f).map_err(|e| invalid("fee", e))?,
-                    None => due,
-                };
-                let outcome = self.settle(
-                    &mut out,
-                    total,
-                    false,
-                    matches!(result, Inspection::Damaged { .. }),
-                )?;
+                let outcome = self.settle(&mut out, false, damage)?;
                 out.events.push(RentalEvent::Closed { outcome, at: now });
                 self.notify(&mut out, RentalNotice::Closed);
             }
@@ -835,8 +1064,8 @@ impl Rental {
                     self.custody(&mut out, b, self.rider_loc(), Location::Retired);
                     out.events.push(RentalEvent::WrittenOff);
                 }
-                let due = self.fees_due.ok_or(RentalError::NotStarted)?;
-                let outcome = self.settle(&mut out, due, true, false)?;
+                self.end_package(&mut out, now)?;
+                let outcome = self.settle(&mut out, true, None)?;
                 out.events.push(RentalEvent::Closed { outcome, at: now });
                 self.notify(&mut out, RentalNotice::Closed);
             }
@@ -853,7 +1082,7 @@ impl Rental {
                     RentalInput::DepositFailed => "deposit_failed",
                     RentalInput::Issue { .. } => "issue",
                     RentalInput::Renew { .. } => "renew",
-                    RentalInput::Freeze => "freeze",
+                    RentalInput::Freeze { .. } => "freeze",
                     RentalInput::Unfreeze => "unfreeze",
                     RentalInput::Return { .. } => "return",
                     RentalInput::Inspect(_) => "inspect",
@@ -876,6 +1105,67 @@ impl Rental {
         })
     }
 
+    /// A new rental: checks the request, buys the package (on the rental's
+    /// copy, and as an effect), unless the rider is not verified.
+    fn start(&self, out: &mut Out, r: &RentalRequest, now: Timestamp) -> Result<(), RentalError> {
+        if !r.product.rental {
+            return Err(invalid(
+                "product.rental",
+                "true: a rental is bought as a rental package",
+            ));
+        }
+        if r.product.activation
+            != (Activation::FirstUse {
+                auto_after_days: None,
+            })
+        {
+            return Err(invalid(
+                "product.activation",
+                "{\"mode\": \"first_use\"} without auto_after_days: the term starts at the hand-over",
+            ));
+        }
+        let offset = FixedOffset::east_opt(r.utc_offset_s)
+            .ok_or_else(|| invalid("utc_offset_s", "within ±86,399 seconds"))?;
+        let purchase = Purchase {
+            package_id: package_id(r.order),
+            rider_id: r.rider.0.to_string(),
+            product: (*r.product).clone(),
+            paid: r.paid,
+            rider: r.profile.clone(),
+        };
+        let local = now.with_timezone(&offset).naive_local();
+        let (pkg, events) = Package::purchase(&purchase, local)?;
+        out.events.push(RentalEvent::Requested {
+            request: r.clone(),
+            at: now,
+        });
+        if !r.identity_verified {
+            out.events.push(RentalEvent::Rejected {
+                order: r.order,
+                reason: RentalReason::IdentityNotVerified,
+            });
+            return Ok(());
+        }
+        out.events.push(RentalEvent::Package {
+            command: None,
+            events,
+        });
+        out.effects.push(RentalEffect::BuyPackage {
+            order: r.order,
+            package: package_id(r.order),
+            purchase: Box::new(purchase),
+            deposit: r.deposit_mode,
+            source: r.source,
+        });
+        let nothing_to_pay =
+            pkg.paid_total.is_zero() && r.product.deposit.is_none_or(|d| d.is_zero());
+        out.package = Some(Box::new(pkg));
+        if nothing_to_pay {
+            out.events.push(RentalEvent::DepositSecured);
+        }
+        Ok(())
+    }
+
     fn notify(&self, out: &mut Out, notice: RentalNotice) {
         if let Some(r) = &self.request {
             out.effects.push(RentalEffect::NotifyRider {
@@ -886,92 +1176,51 @@ impl Rental {
         }
     }
 
-    fn release_deposit(&self, out: &mut Out) -> Result<(), RentalError> {
-        let r = self.req()?;
-        if r.terms.deposit.is_zero() {
-            return Ok(());
-        }
-        out.effects.push(match r.deposit_mode {
-            DepositMode::Paid => RentalEffect::RefundDeposit {
-                order: r.order,
-                amount: r.terms.deposit,
-            },
-            DepositMode::CreditWaiver => RentalEffect::VoidCreditHold { order: r.order },
-        });
-        Ok(())
-    }
-
-    /// Settles `total` fees against the deposit; `lost` captures it all.
+    /// Settles the deposit against the package's fees and `damage` (`lost`
+    /// takes all of it): fees first, then the damage; what the deposit
+    /// cannot cover is charged.
     fn settle(
         &self,
         out: &mut Out,
-        total: Money,
         lost: bool,
-        damaged: bool,
+        damage: Option<Money>,
     ) -> Result<RentalOutcome, RentalError> {
         let r = self.req()?;
-        let reason = if lost {
-            Deduction::Loss
-        } else if damaged {
-            Deduction::Damage
-        } else {
-            Deduction::Fees
-        };
-        let order = r.order;
-        let deposit = r.terms.deposit;
+        let zero = Money::zero(r.product.currency());
+        let fees = out.package.as_ref().map_or(zero, |p| p.fees_charged);
+        let damage = damage.unwrap_or(zero);
+        let deposit = r.product.deposit.unwrap_or(zero);
         let err = |e| invalid("fees", e);
-        let take = if lost {
-            deposit
+        let fee_take = fees.checked_min(deposit).map_err(err)?;
+        let left = deposit.checked_sub(fee_take).map_err(err)?;
+        let other = if lost {
+            left
         } else {
-            total.checked_min(deposit).map_err(err)?
+            damage.checked_min(left).map_err(err)?
         };
-        let rest = deposit.checked_sub(take).map_err(err)?;
-        let charged = total.checked_sub(deposit).map_err(err)?;
-        let charged = if charged.is_positive() {
-            charged
-        } else {
-            Money::zero(deposit.currency())
-        };
-        match r.deposit_mode {
-            DepositMode::Paid => {
-                if take.is_positive() {
-                    out.effects.push(RentalEffect::DeductDeposit {
-                        order,
-                        amount: take,
-                        reason,
-                    });
-                }
-                if rest.is_positive() {
-                    out.effects.push(RentalEffect::RefundDeposit {
-                        order,
-                        amount: rest,
-                    });
-                }
-            }
-            DepositMode::CreditWaiver => {
-                if take.is_positive() {
-                    out.effects.push(RentalEffect::CaptureCreditHold {
-                        order,
-                        amount: take,
-                        reason,
-                    });
-                } else if deposit.is_positive() {
-                    out.effects.push(RentalEffect::VoidCreditHold { order });
-                }
-            }
+        let deducted = fee_take.checked_add(other).map_err(err)?;
+        let refunded = deposit.checked_sub(deducted).map_err(err)?;
+        let mut charged = fees.checked_sub(fee_take).map_err(err)?;
+        if !lost {
+            let above = damage.checked_sub(other).map_err(err)?;
+            charged = charged.checked_add(above).map_err(err)?;
         }
-        if charged.is_positive() {
-            out.effects.push(RentalEffect::ChargeWallet {
-                order,
-                amount: charged,
-            });
-        }
+        out.effects.push(RentalEffect::SettleDeposit {
+            order: r.order,
+            package: package_id(r.order),
+            fees,
+            damage,
+            lost,
+            deducted,
+            refunded,
+            charged,
+        });
         Ok(if lost {
             RentalOutcome::Lost { charged }
         } else {
             RentalOutcome::Returned {
-                deducted: take,
-                refunded: rest,
+                deducted,
+                refunded,
                 charged,
             }
         })
@@ -984,35 +1233,36 @@ impl Rental {
         if now < due {
             return Ok(());
         }
+        let package_due = self.package_deadline().is_some_and(|(t, _)| t <= now);
         match self.phase {
             RentalPhase::InUse if !self.notified && self.expires_at.is_some_and(|e| now < e) => {
                 out.events.push(RentalEvent::ExpiringNotified);
                 self.notify(out, RentalNotice::Expiring);
             }
-            RentalPhase::InUse => {
-                out.events.push(RentalEvent::BecameOverdue);
-                self.notify(out, RentalNotice::Overdue);
+            RentalPhase::InUse | RentalPhase::Frozen if package_due => {
+                let events = self.drive(out, package::Command::Tick, now)?;
+                self.follow(out, &events, now)?;
             }
             RentalPhase::Overdue => {
-                // Defaulted: the deposit covers the loss; the battery stays
-                // booked to the rider and operations are alerted.
                 let r = self.req()?;
-                let exp = self.expires_at.unwrap_or(now);
-                let late = now.signed_duration_since(exp).num_seconds();
-                let fee = r
-                    .terms
-                    .overdue_daily_fee
-                    .multiply(Decimal::from(started_days(late)), Rounding::HalfUp)
-                    .map_err(|e| invalid("overdue fee", e))?;
-                let due = self.fees_due.ok_or(RentalError::NotStarted)?;
-                let total = due.checked_add(fee).map_err(|e| invalid("fees", e))?;
-                let outcome = self.settle(out, total, true, false)?;
-                out.effects.push(RentalEffect::RaiseAlert {
-                    order: r.order,
-                    battery: self.battery,
-                });
-                out.events.push(RentalEvent::Closed { outcome, at: now });
-                self.notify(out, RentalNotice::Closed);
+                let default = self
+                    .expires_at
+                    .map(|e| add_secs(e, i64::from(r.policy.default_after_days) * DAY));
+                if default.is_some_and(|d| d <= now) {
+                    // Defaulted: the deposit covers the loss; the battery
+                    // stays booked to the rider and operations are alerted.
+                    self.end_package(out, now)?;
+                    let outcome = self.settle(out, true, None)?;
+                    out.effects.push(RentalEffect::RaiseAlert {
+                        order: r.order,
+                        battery: self.battery,
+                    });
+                    out.events.push(RentalEvent::Closed { outcome, at: now });
+                    self.notify(out, RentalNotice::Closed);
+                } else if package_due {
+                    // the grace period ended: overdue fees accrue from now
+                    self.drive(out, package::Command::Tick, now)?;
+                }
             }
             _ => {}
         }
@@ -1021,4 +1271,4 @@ impl Rental {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

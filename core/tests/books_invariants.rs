@@ -1,6 +1,7 @@
 //! Property test (issue 4): random sequences of top-ups, purchases,
 //! consumptions (with replays), freezes, overdue days (time advancing),
-//! refunds, deposit holds and refunds, pay-per-use sales with wallet holds
+//! refunds, deferred fees settled with the deposit, early ends, deposit
+//! holds and refunds, pay-per-use sales with wallet holds
 //! (capture, release, further charges), and revenue splits keep every
 //! invariant of the books after every step:
 //!
@@ -92,6 +93,10 @@ enum Step {
     Change(usize, usize, bool),
     Refund(usize, bool),
     Close(usize),
+    /// package: ended now through the generic command op
+    End(usize),
+    /// package, damage, lost: its deposit settled (deferred fees first)
+    SettleDeposit(usize, i64, bool),
     /// hours: time passes and every package is ticked
     Advance(i64),
     DepositPay(usize, i64),
@@ -133,6 +138,9 @@ fn arb_step() -> impl Strategy<Value = Step> {
         2 => (p.clone(), 0usize..4, any::<bool>()).prop_map(|(p, q, c)| Step::Change(p, q, c)),
         2 => (p.clone(), any::<bool>()).prop_map(|(p, c)| Step::Refund(p, c)),
         3 => p.clone().prop_map(Step::Close),
+        2 => p.clone().prop_map(Step::End),
+        2 => (p.clone(), -10i64..20_000, prop::bool::weighted(0.2))
+            .prop_map(|(p, d, l)| Step::SettleDeposit(p, d, l)),
         5 => (1i64..200).prop_map(Step::Advance),
         1 => (r.clone(), amt.clone()).prop_map(|(r, a)| Step::DepositPay(r, a)),
         3 => (0usize..4, 0u8..6, amt.clone()).prop_map(|(d, x, a)| Step::DepositAct(d, x, a)),
@@ -368,6 +376,8 @@ impl World {
                     source: src(ch),
                     chain: CHAINS[c].iter().map(|s| (*s).to_owned()).collect(),
                     deposit,
+                    // every other package leaves its fees due for the deposit
+                    defer_fees: self.n % 2 == 0,
                 };
                 if self.apply(op)?.is_some() {
                     self.packages.push(package);
@@ -454,6 +464,22 @@ impl World {
             Step::Close(p) => {
                 self.apply(BooksOp::Close {
                     package: self.pkg(p),
+                })?;
+            }
+            Step::End(p) => {
+                self.apply(BooksOp::Command {
+                    package: self.pkg(p),
+                    command: Box::new(chargeswap_core::package::Command::End),
+                    source: PaymentSource::Wallet,
+                    destination: RefundDestination::Wallet,
+                })?;
+            }
+            Step::SettleDeposit(p, d, lost) => {
+                self.apply(BooksOp::SettleDeposit {
+                    package: self.pkg(p),
+                    damage: (d != 0).then(|| fen(d)),
+                    lost,
+                    fees: None,
                 })?;
             }
             Step::Advance(h) => {

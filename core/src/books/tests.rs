@@ -138,6 +138,7 @@ fn buy(package: &str, rider: &str, p: Box<Product>, chain: &[&str]) -> BooksOp {
         source: PaymentSource::Wallet,
         chain: chain.iter().map(|s| (*s).to_owned()).collect(),
         deposit: DepositChoice::Pay,
+        defer_fees: false,
     }
 }
 
@@ -671,6 +672,227 @@ fn holds_capture_charge_and_refund_newest_payment_first() {
         ["op14: r1:wallet -> platform:revenue 10.00 [charging_fee] (void op13)"]
     );
     assert_eq!(avail(&w), "16.50");
+    w.check();
+}
+
+/// A 7-day rental at 21.00 (3.00 a day) that starts at the hand-over, with
+/// a 100.00 deposit, freeze 2.00 a day, overdue 5.00 a day after 24 h.
+fn rent7(deposit: &str) -> Box<Product> {
+    product(&format!(
+        r#"{{"id": "rent-7", "price": "21.00", "validity": {{"days": 7}}, "rental": true,
+        "deposit": "{deposit}", "activation": {{"mode": "first_use"}},
+        "freeze": {{"fee_per_day": "2.00", "max_days": 5}},
+        "overdue": {{"grace_hours": 24, "fee_per_day": "5.00", "fee_cap": "30.00"}}}}"#
+    ))
+}
+
+fn command(package: &str, command: package::Command) -> BooksOp {
+    BooksOp::Command {
+        package: k(package),
+        command: Box::new(command),
+        source: PaymentSource::Wallet,
+        destination: RefundDestination::Wallet,
+    }
+}
+
+fn settle(package: &str, damage: &str, lost: bool, fees: Option<&str>) -> BooksOp {
+    BooksOp::SettleDeposit {
+        package: k(package),
+        damage: Some(m(damage)),
+        lost,
+        fees: fees.map(m),
+    }
+}
+
+#[test]
+fn deferred_fees_settle_with_the_deposit_then_the_damage() {
+    use package::Command as C;
+    let mut w = World::new();
+    w.top_up("r1", "50");
+    let mut op = buy("R1", "r1", rent7("100.00"), &["store-1"]);
+    if let BooksOp::Purchase { defer_fees, .. } = &mut op {
+        *defer_fees = true;
+    }
+    w.ok(op);
+    assert_eq!(
+        (w.bal("r1:wallet"), w.bal("r1:deposit")),
+        ("29.00".into(), "100.00".into())
+    );
+    // t0 handed over; frozen from t0 + 1 d to t0 + 2 d 1 h: 25 h = 2 started
+    // days x 2.00 = 4.00, left due (the wallet does not move)
+    w.ok(command("R1", C::Activate));
+    w.later(Duration::days(1));
+    w.ok(command(
+        "R1",
+        C::RequestFreeze {
+            days: 3,
+            reason: String::new(),
+        },
+    ));
+    w.ok(command("R1", C::ApproveFreeze));
+    w.later(Duration::hours(25));
+    let r = w.ok(command("R1", C::Unfreeze));
+    assert!(r.fees.is_empty());
+    assert_eq!(w.bal("r1:wallet"), "29.00");
+    assert_eq!(w.b.package(&k("R1")).unwrap().fees_due.len(), 1);
+    w.check();
+    // the deposit of a running package cannot be settled yet
+    assert!(matches!(
+        w.refused(settle("R1", "0", false, None)),
+        BooksError::Package { .. }
+    ));
+    // the term moved out by 25 h: it ends at t0 + 8 d 1 h, the grace at
+    // t0 + 9 d 1 h; ended at t0 + 10 d: 23 h after the grace = 1 started
+    // day x 5.00, left due
+    w.later(Duration::hours(24 * 10 - 49));
+    let r = w.ok(command("R1", C::End));
+    assert_eq!(
+        r.events.iter().map(Event::name).collect::<Vec<_>>(),
+        ["expired", "overdue_started", "overdue_settled", "closed"]
+    );
+    assert!(r.fees.is_empty());
+    w.check();
+    // 9.00 due: a settlement expecting another amount is refused
+    assert!(matches!(
+        w.refused(settle("R1", "20.00", false, Some("8.99"))),
+        BooksError::FeesMismatch { .. }
+    ));
+    // fees 9.00 then damage 20.00 from the 100.00 deposit: 29.00 deducted,
+    // 71.00 applied for refund; the fees are shared as `fee` (store-1 10 % = 0.90)
+    let r = w.ok(settle("R1", "20.00", false, Some("9.00")));
+    let id = r.op_id;
+    assert_eq!(
+        World::lines(&r),
+        [
+            format!("{id}.df: r1:deposit -> platform:revenue 9.00 [deposit_unpaid_fees]"),
+            format!("{id}.dd: r1:deposit -> platform:revenue 20.00 [deposit_damage]"),
+            format!("{id}.fd.s1: platform:revenue -> store-1:revenue 0.90 [revenue_share]"),
+        ]
+    );
+    let st = r.settlement.unwrap();
+    assert_eq!(
+        (st.fees, st.deducted, st.refunded, st.charged),
+        (m("9.00"), m("29.00"), m("71.00"), m("0.00"))
+    );
+    let d = w.b.deposits().deposit(&k("R1")).unwrap();
+    assert_eq!(d.status, DepositStatus::RefundRequested);
+    assert!(w.b.package(&k("R1")).unwrap().fees_due.is_empty());
+    // settled once
+    assert!(matches!(
+        w.refused(settle("R1", "0", false, None)),
+        BooksError::DepositNotHeld { .. }
+    ));
+    w.check();
+}
+
+#[test]
+fn a_waiver_is_captured_and_what_it_cannot_cover_is_charged() {
+    use package::Command as C;
+    let mut w = World::new();
+    w.top_up("r1", "26");
+    let mut op = buy("R2", "r1", rent7("10.00"), &["store-1"]);
+    if let BooksOp::Purchase {
+        defer_fees,
+        deposit,
+        ..
+    } = &mut op
+    {
+        *defer_fees = true;
+        *deposit = DepositChoice::Waive {
+            credit_line: k("zhima"),
+            expires_at: None,
+        };
+    }
+    w.ok(op);
+    assert_eq!(w.bal("r1:wallet"), "5.00");
+    w.ok(command("R2", C::Activate));
+    w.ok(command(
+        "R2",
+        C::RequestFreeze {
+            days: 2,
+            reason: String::new(),
+        },
+    ));
+    w.ok(command("R2", C::ApproveFreeze));
+    w.later(Duration::hours(12));
+    w.ok(command("R2", C::End)); // unfrozen: 1 started day x 2.00 due
+    // fees 2.00 + damage 20.00 against a 10.00 waiver: 10.00 captured (2.00
+    // fees, 8.00 damage), 12.00 damage above it: 5.00 from the wallet, 7.00
+    // to the receivable (damage is not shared)
+    let r = w.ok(settle("R2", "20.00", false, None));
+    let id = r.op_id;
+    let lines = World::lines(&r);
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{id}.dd.capture: zhima -> r1:credit 10.00 [deposit_waiver] (post {}.dep)",
+                "op4"
+            ),
+            format!("{id}.dd: r1:credit -> platform:revenue 10.00 [deposit_damage]"),
+            format!("{id}.fd.s1: platform:revenue -> store-1:revenue 0.20 [revenue_share]"),
+            format!("{id}.fe0.paid: r1:wallet -> platform:revenue 5.00 [deposit_damage]"),
+            format!("{id}.fe0.rcv: r1:receivable -> platform:revenue 7.00 [deposit_damage]"),
+        ]
+    );
+    let st = r.settlement.unwrap();
+    assert_eq!(
+        (st.deducted, st.refunded, st.charged),
+        (m("10.00"), m("0.00"), m("12.00"))
+    );
+    assert_eq!(
+        w.b.deposits().deposit(&k("R2")).unwrap().status,
+        DepositStatus::Captured
+    );
+    w.check();
+}
+
+#[test]
+fn a_loss_takes_the_deposit_and_a_cancel_returns_everything() {
+    use package::Command as C;
+    let mut w = World::new();
+    w.top_up("r1", "50");
+    let mut op = buy("R3", "r1", rent7("100.00"), &[]);
+    if let BooksOp::Purchase { defer_fees, .. } = &mut op {
+        *defer_fees = true;
+    }
+    w.ok(op.clone());
+    w.ok(command("R3", C::Activate));
+    // overdue: ends t0 + 7 d, grace to t0 + 8 d, lost at t0 + 10 d: 2 started
+    // days x 5.00 = 10.00 due; the deposit covers them and the loss (90.00)
+    w.later(Duration::days(10));
+    w.ok(command("R3", C::End));
+    let r = w.ok(settle("R3", "0", true, Some("10.00")));
+    let st = r.settlement.unwrap();
+    assert_eq!(
+        (st.deducted, st.refunded, st.charged),
+        (m("100.00"), m("0.00"), m("0.00"))
+    );
+    assert_eq!(w.bal("r1:deposit"), "0.00");
+    w.check();
+    // a rental cancelled before the hand-over: the pending package is
+    // cancelled in full (not refundable by its policy, but never started)
+    // and the whole deposit applied for refund
+    if let BooksOp::Purchase { package, .. } = &mut op {
+        *package = k("R4");
+    }
+    w.ok(op);
+    assert_eq!(w.bal("r1:wallet"), "8.00");
+    let r = w.ok(command("R4", C::Cancel));
+    assert_eq!(
+        World::lines(&r),
+        [format!(
+            "{}.r00.paid: R4:liability -> r1:wallet 21.00 [refund_to_wallet]",
+            r.op_id
+        )]
+    );
+    let r = w.ok(settle("R4", "0", false, None));
+    assert!(r.transfers.is_empty());
+    assert_eq!(r.settlement.unwrap().refunded, m("100.00"));
+    assert_eq!(
+        w.b.deposits().deposit(&k("R4")).unwrap().status,
+        DepositStatus::RefundRequested
+    );
     w.check();
 }
 

@@ -380,6 +380,7 @@ pub(crate) fn books() -> Books {
         source: PaymentSource::Channel,
         chain: vec!["store-east-1".into(), "agent-east".into()],
         deposit: Default::default(),
+        defer_fees: false,
     };
     b.apply(Key::new("buy").unwrap(), t(0), &buy).unwrap();
     b
@@ -665,175 +666,192 @@ fn a_split_that_disagrees_with_the_books_is_reported() {
     assert!(balanced(&ex));
 }
 
-// ----- rentals: deposits and waivers -----------------------------------------
+// ----- rentals: the package and its deposit on the books ----------------------
 
 mod rentals {
     use super::*;
-    use crate::rental::{DepositMode, Inspection, Rental, RentalInput, RentalRequest, RentalTerms};
+    use crate::package::Command as PC;
+    use crate::rental::tests::request;
+    use crate::rental::{DepositMode, Inspection, Rental, RentalInput};
 
-    fn start(mode: DepositMode) -> (Executor, Rental) {
-        let mut ex = executor();
-        ex.books = Some(rider_books());
-        // a rental battery waits at slot 7 of the cabinet
-        let mut book = ex.custody().clone();
-        book.record(
-            MoveRequest::register(
-                MoveId::new(0, 9),
-                bat(9),
-                Location::Slot {
-                    cabinet: CAB,
-                    slot: 7,
-                },
-            ),
-            t(0),
-        )
-        .unwrap();
-        ex.custody = book;
-        let req = RentalRequest {
-            order: 500,
-            rider: RIDER,
-            identity_verified: true,
-            terms: RentalTerms {
-                package: 77,
-                days: 30,
-                deposit: m("300.00"),
-                overdue_daily_fee: m("5.00"),
-                grace_hours: 24,
-                freeze_daily_fee: m("1.00"),
-                expiring_notice_hours: 48,
-                default_after_days: 30,
-            },
-            deposit_mode: mode,
-        };
-        let mut r = Rental::new();
-        let go = |ex: &mut Executor, r: &mut Rental, i: RentalInput, at: i64| {
-            let d = r.step(&i, t(at)).unwrap();
-            let c = ex.carry_out_rental(RIDER, &d.effects, t(at));
-            assert!(
-                c.iter().all(|c| !matches!(c, Carried::Failed { .. })),
-                "{c:?}"
-            );
-            c
-        };
-        go(&mut ex, &mut r, RentalInput::Start(req), 0);
-        go(&mut ex, &mut r, RentalInput::DepositSecured, 1);
-        go(
-            &mut ex,
-            &mut r,
-            RentalInput::Issue {
-                battery: bat(9),
-                from: Location::Slot {
-                    cabinet: CAB,
-                    slot: 7,
-                },
-            },
-            2,
-        );
-        (ex, r)
+    /// `x` hours after the start.
+    fn h(x: i64) -> Timestamp {
+        t(x * 3600)
     }
 
-    #[test]
-    fn paid_deposit_damage_is_deducted_and_the_rest_requested_back() {
-        let (mut ex, mut r) = start(DepositMode::Paid);
-        assert_eq!(balance(&ex, "7:deposit"), m("300.00"));
-        assert_eq!(
-            ex.books()
-                .unwrap()
-                .deposits()
-                .deposit(&Key::new("rt500").unwrap())
-                .unwrap()
-                .status,
-            DepositStatus::Rented
-        );
-        let ret = RentalInput::Return {
-            to: Location::Slot {
-                cabinet: CAB,
-                slot: 7,
-            },
-        };
-        let d = r.step(&ret, t(10)).unwrap();
-        ex.carry_out_rental(RIDER, &d.effects, t(10));
-        let d = r
-            .step(
-                &RentalInput::Inspect(Inspection::Damaged { fee: m("45.50") }),
-                t(11),
-            )
-            .unwrap();
-        let c = ex.carry_out_rental(RIDER, &d.effects, t(11));
-        assert!(c.iter().all(carried), "{c:?}");
-        // 45.50 to revenue; the remaining 254.50 waits for finance's review
-        assert_eq!(balance(&ex, "platform:revenue"), m("45.50"));
-        assert_eq!(balance(&ex, "7:deposit"), m("254.50"));
-        assert_eq!(
-            ex.books()
-                .unwrap()
-                .deposits()
-                .deposit(&Key::new("rt500").unwrap())
-                .unwrap()
-                .status,
-            DepositStatus::RefundRequested
-        );
-        assert!(balanced(&ex));
-        // carried out again: nothing changes
-        let c = ex.carry_out_rental(RIDER, &d.effects, t(12));
-        assert!(c.iter().all(replayed), "{c:?}");
-        assert_eq!(
-            ex.custody().location(bat(9)),
-            Some(&Location::Slot {
-                cabinet: CAB,
-                slot: 7
-            })
-        );
+    struct Life {
+        ex: Executor,
+        r: Rental,
     }
 
-    #[test]
-    fn waived_deposit_is_captured_for_a_loss() {
-        let (mut ex, mut r) = start(DepositMode::CreditWaiver);
-        let d = r.step(&RentalInput::DeclareLost, t(20)).unwrap();
-        let c = ex.carry_out_rental(RIDER, &d.effects, t(20));
-        assert!(c.iter().all(carried), "{c:?}");
-        assert_eq!(balance(&ex, "platform:revenue"), m("300.00"));
-        assert_eq!(
-            ex.books()
-                .unwrap()
-                .deposits()
-                .deposit(&Key::new("rt500").unwrap())
-                .unwrap()
-                .status,
-            DepositStatus::Captured
-        );
-        assert_eq!(ex.custody().location(bat(9)), Some(&Location::Retired));
-        assert!(balanced(&ex));
-    }
-
-    #[test]
-    fn waived_deposit_is_released_at_a_clean_return() {
-        let (mut ex, mut r) = start(DepositMode::CreditWaiver);
-        for (i, at) in [
-            (
-                RentalInput::Return {
-                    to: Location::Store {
-                        store: crate::custody::StoreId(3),
+    impl Life {
+        /// Rental 500 of rider 7 bought at the cabinet (chain store-east-1,
+        /// agent-east), the battery 200009 waiting at its slot 7.
+        fn start(mode: DepositMode) -> Life {
+            let mut ex = executor();
+            ex.books = Some(rider_books());
+            ex.custody
+                .record(
+                    MoveRequest::register(
+                        MoveId::new(0, 9),
+                        bat(9),
+                        Location::Slot {
+                            cabinet: CAB,
+                            slot: 7,
+                        },
+                    ),
+                    t(0),
+                )
+                .unwrap();
+            let mut l = Life {
+                ex,
+                r: Rental::new(),
+            };
+            l.go(RentalInput::Start(request(mode)), 0);
+            l.go(RentalInput::DepositSecured, 0);
+            l.go(
+                RentalInput::Issue {
+                    battery: bat(9),
+                    from: Location::Slot {
+                        cabinet: CAB,
+                        slot: 7,
                     },
                 },
-                30,
-            ),
-            (RentalInput::Inspect(Inspection::Fine), 31),
-        ] {
-            let d = r.step(&i, t(at)).unwrap();
-            let c = ex.carry_out_rental(RIDER, &d.effects, t(at));
-            assert!(c.iter().all(carried), "{c:?}");
+                0,
+            );
+            l
         }
-        assert_eq!(
-            ex.books()
-                .unwrap()
-                .deposits()
+
+        /// One input at hour `at`, its effects carried out: nothing fails,
+        /// the books reconcile and hold the same package as the rental.
+        fn go(&mut self, i: RentalInput, at: i64) -> Vec<Carried> {
+            let d = self.r.step(&i, h(at)).unwrap();
+            let c = self
+                .ex
+                .carry_out_rental(Some(CAB), RIDER, 500, &d.effects, h(at));
+            assert!(c.iter().all(carried), "{c:?}");
+            assert!(balanced(&self.ex));
+            let b = self.ex.books().unwrap();
+            if let Some(p) = b.package(&Key::new("rt500").unwrap()) {
+                let local = b.local_time(h(at)).unwrap();
+                let (mut x, mut y) = (p.package.clone(), self.r.package().unwrap().clone());
+                x.handle(&PC::Tick, local).unwrap();
+                y.handle(&PC::Tick, local).unwrap();
+                assert_eq!(x, y);
+            }
+            c
+        }
+
+        fn deposit(&self) -> crate::deposit::Deposit {
+            let b = self.ex.books().unwrap();
+            b.deposits()
                 .deposit(&Key::new("rt500").unwrap())
                 .unwrap()
-                .status,
-            DepositStatus::Released
+                .clone()
+        }
+    }
+
+    #[test]
+    fn a_rental_earns_by_the_day_and_settles_fees_and_damage_from_the_deposit() {
+        let mut l = Life::start(DepositMode::Paid);
+        // bought by channel: 90.00 into the package's liability, the deposit held
+        assert_eq!(balance(&l.ex, "rt500:liability"), m("90.00"));
+        assert_eq!(balance(&l.ex, "7:deposit"), m("300.00"));
+        assert_eq!(l.deposit().status, DepositStatus::Rented);
+        // two days in: 2 started days x 3.00 = 6.00 earned, store-east-1 10 %
+        l.go(RentalInput::Tick, 48);
+        assert_eq!(balance(&l.ex, "rt500:liability"), m("84.00"));
+        assert_eq!(balance(&l.ex, "store-east-1:revenue"), m("0.60"));
+        // frozen from hour 48 for 25 h: 2 started days x 1.00 = 2.00, left
+        // due; the end moves from hour 720 to 745
+        l.go(
+            RentalInput::Freeze {
+                days: 2,
+                reason: "ill".into(),
+            },
+            48,
         );
-        assert!(ex.books().unwrap().ledger().open_holds().is_empty());
-        assert!(balanced(&ex));
+        l.go(RentalInput::Unfreeze, 73);
+        assert_eq!(l.r.expires_at(), Some(h(745)));
+        assert_eq!(balance(&l.ex, "platform:revenue"), m("5.40")); // no fee booked yet
+        // back 49 h after the end: the grace ends at 769, 25 h after it =
+        // 2 started days x 5.00 = 10.00 overdue; the package closes
+        l.go(RentalInput::Tick, 745);
+        l.go(RentalInput::Return { to: store_loc() }, 794);
+        assert_eq!(balance(&l.ex, "rt500:liability"), m("0.00"));
+        assert_eq!(l.r.fees_due(), Some(m("12.00")));
+        // damage 20.00: 12.00 fees + 20.00 from the deposit, 268.00 applied for
+        l.go(
+            RentalInput::Inspect(Inspection::Damaged { fee: m("20.00") }),
+            795,
+        );
+        assert_eq!(balance(&l.ex, "7:deposit"), m("268.00"));
+        assert_eq!(l.deposit().status, DepositStatus::RefundRequested);
+        // all 90.00 earned, the fees 12.00 and the damage 20.00; store-east-1
+        // gets 10 % of the package (9.00) and of the fees (1.20)
+        assert_eq!(balance(&l.ex, "store-east-1:revenue"), m("10.20"));
+        assert_eq!(balance(&l.ex, "platform:revenue"), m("111.80"));
+        assert_eq!(balance(&l.ex, "7:wallet"), m("20.00"));
+        // carried out again: nothing changes
+        let len = l.ex.books().unwrap().ledger().len();
+        let d = l.r.handle(&RentalInput::Tick, h(796)).unwrap();
+        assert!(d.effects.is_empty());
+        assert_eq!(l.ex.books().unwrap().ledger().len(), len);
+    }
+
+    fn store_loc() -> Location {
+        Location::Store {
+            store: crate::custody::StoreId(3),
+        }
+    }
+
+    #[test]
+    fn a_waiver_is_captured_for_a_loss() {
+        let mut l = Life::start(DepositMode::CreditWaiver);
+        l.go(RentalInput::DeclareLost, 20);
+        assert_eq!(l.deposit().status, DepositStatus::Captured);
+        assert_eq!(l.ex.custody().location(bat(9)), Some(&Location::Retired));
+        // the day used (3.00) and the 27 lapsed (87.00) are earned, the 300.00 captured
+        assert_eq!(balance(&l.ex, "rt500:liability"), m("0.00"));
+        assert_eq!(balance(&l.ex, "platform:revenue"), m("381.00"));
+    }
+
+    #[test]
+    fn a_waiver_is_released_at_a_clean_return() {
+        let mut l = Life::start(DepositMode::CreditWaiver);
+        l.go(RentalInput::Return { to: store_loc() }, 30);
+        l.go(RentalInput::Inspect(Inspection::Fine), 31);
+        assert_eq!(l.deposit().status, DepositStatus::Released);
+        assert!(l.ex.books().unwrap().ledger().open_holds().is_empty());
+        assert_eq!(l.ex.custody().location(bat(9)), Some(&store_loc()));
+    }
+
+    #[test]
+    fn a_rental_cancelled_before_the_hand_over_returns_everything() {
+        let mut ex = executor();
+        ex.books = Some(rider_books());
+        let mut l = Life {
+            ex,
+            r: Rental::new(),
+        };
+        l.go(RentalInput::Start(request(DepositMode::Paid)), 0);
+        l.go(RentalInput::DepositSecured, 0);
+        let c = l.go(RentalInput::Cancel, 1);
+        assert_eq!(c, [Carried::Done, Carried::Done]);
+        // the 90.00 back to the channel it came from, the deposit applied for
+        assert_eq!(balance(&l.ex, "rt500:liability"), m("0.00"));
+        assert_eq!(balance(&l.ex, "platform:refunds_payable"), m("90.00"));
+        assert_eq!(l.deposit().status, DepositStatus::RefundRequested);
+        // a cancel whose purchase never reached the books changes nothing
+        let mut ex = executor();
+        ex.books = Some(rider_books());
+        let mut r = Rental::new();
+        let start = r
+            .step(&RentalInput::Start(request(DepositMode::Paid)), h(0))
+            .unwrap();
+        assert!(!start.effects.is_empty()); // not carried out
+        let d = r.step(&RentalInput::Cancel, h(1)).unwrap();
+        let c = ex.carry_out_rental(Some(CAB), RIDER, 500, &d.effects, h(1));
+        assert_eq!(c, [Carried::Duplicate, Carried::Duplicate]);
     }
 }

@@ -235,6 +235,12 @@ pub enum Event {
         /// When.
         at: NaiveDateTime,
     },
+    /// Ended before its end by [`Command::End`]: what was left lapses and
+    /// the package is closed.
+    Ended {
+        /// When.
+        at: NaiveDateTime,
+    },
     /// Changed to another product with proration.
     Changed {
         /// The product left.
@@ -290,7 +296,8 @@ impl Event {
             | Event::OverdueSettled { at, .. }
             | Event::Changed { at, .. }
             | Event::Refunded { at, .. }
-            | Event::Closed { at } => *at,
+            | Event::Closed { at }
+            | Event::Ended { at } => *at,
         }
     }
 
@@ -312,6 +319,7 @@ impl Event {
             Event::Changed { .. } => "changed",
             Event::Refunded { .. } => "refunded",
             Event::Closed { .. } => "closed",
+            Event::Ended { .. } => "ended",
         }
     }
 }
@@ -382,6 +390,15 @@ pub enum Command {
     Refund,
     /// Close an ended package, settling the overdue fee.
     Close,
+    /// Cancel a purchase that has not started (pending): the whole amount
+    /// paid is refunded, whatever the refund policy says (nothing was used).
+    Cancel,
+    /// End the package now, whatever is left (a rental whose battery came
+    /// back before the end, or was lost): a freeze in force ends with its
+    /// fee, an overdue fee is settled, and the package closes. Unused time
+    /// and swaps lapse without a refund ([`Command::Refund`] returns the
+    /// unused part, within the refund window).
+    End,
     /// Only apply the time-driven transitions due by now.
     Tick,
 }
@@ -891,6 +908,15 @@ impl Package {
                 }
                 self.status = Status::Closed;
             }
+            Event::Ended { at } => {
+                if self.status != Status::Active {
+                    return Err(mismatch(e, "an active package"));
+                }
+                self.truncate_terms(*at);
+                self.freeze_request = None;
+                self.ended_at = Some(*at);
+                self.status = Status::Closed;
+            }
         }
         Ok(())
     }
@@ -1167,6 +1193,30 @@ impl Package {
             Command::Close => {
                 if !matches!(self.status, Status::Expired | Status::Overdue) {
                     return Err(wrong_status("close", self.status, "expired or overdue"));
+                }
+                self.settle_overdue(now, out)?;
+                self.emit(Event::Closed { at: now }, out)
+            }
+            Command::Cancel => {
+                if self.status != Status::Pending {
+                    return Err(wrong_status("cancel", self.status, "pending"));
+                }
+                let amount = self.paid_total;
+                self.emit(Event::Refunded { amount, at: now }, out)
+            }
+            Command::End => {
+                match self.status {
+                    Status::Frozen => {
+                        let e = self.unfreeze_event(now, false)?;
+                        self.emit(e, out)?;
+                    }
+                    Status::Active | Status::Expired | Status::Overdue => {}
+                    s => {
+                        return Err(wrong_status("end", s, "active, frozen, expired or overdue"));
+                    }
+                }
+                if self.status == Status::Active {
+                    return self.emit(Event::Ended { at: now }, out);
                 }
                 self.settle_overdue(now, out)?;
                 self.emit(Event::Closed { at: now }, out)

@@ -181,8 +181,12 @@ impl Eligibility {
 }
 
 /// When a purchased package starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+///
+/// JSON (and other human-readable formats): `{"mode": "immediate"}`,
+/// `{"mode": "first_use", "auto_after_days": 7}`; binary formats such as
+/// postcard (state snapshots) use a plain externally tagged form, since
+/// they cannot read an internally tagged one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Activation {
     /// At purchase (the package is pending only for the instant of purchase).
     #[default]
@@ -191,9 +195,61 @@ pub enum Activation {
     /// or automatically `auto_after_days` days after purchase if set.
     FirstUse {
         /// Days after purchase when the package starts by itself.
+        auto_after_days: Option<u32>,
+    },
+}
+
+/// [`Activation`] in human-readable formats.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+enum ActivationText {
+    Immediate,
+    FirstUse {
         #[serde(default)]
         auto_after_days: Option<u32>,
     },
+}
+
+/// [`Activation`] in binary formats.
+#[derive(Serialize, Deserialize)]
+enum ActivationBinary {
+    Immediate,
+    FirstUse(Option<u32>),
+}
+
+impl Serialize for Activation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match (*self, s.is_human_readable()) {
+            (Activation::Immediate, true) => ActivationText::Immediate.serialize(s),
+            (Activation::FirstUse { auto_after_days }, true) => {
+                ActivationText::FirstUse { auto_after_days }.serialize(s)
+            }
+            (Activation::Immediate, false) => ActivationBinary::Immediate.serialize(s),
+            (Activation::FirstUse { auto_after_days }, false) => {
+                ActivationBinary::FirstUse(auto_after_days).serialize(s)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Activation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Activation, D::Error> {
+        Ok(if d.is_human_readable() {
+            match ActivationText::deserialize(d)? {
+                ActivationText::Immediate => Activation::Immediate,
+                ActivationText::FirstUse { auto_after_days } => {
+                    Activation::FirstUse { auto_after_days }
+                }
+            }
+        } else {
+            match ActivationBinary::deserialize(d)? {
+                ActivationBinary::Immediate => Activation::Immediate,
+                ActivationBinary::FirstUse(auto_after_days) => {
+                    Activation::FirstUse { auto_after_days }
+                }
+            }
+        })
+    }
 }
 
 /// How a renewal combines with the current term.
@@ -609,6 +665,27 @@ mod tests {
         assert_eq!(e.check(&r), Err(Ineligibility::BatteryModel));
         r.battery_model = Some("48V20Ah".into());
         assert_eq!(e.check(&r), Ok(()));
+    }
+
+    #[test]
+    fn activation_reads_json_and_round_trips_postcard() {
+        let a: Activation =
+            serde_json::from_str(r#"{"mode": "first_use", "auto_after_days": 3}"#).unwrap();
+        assert_eq!(
+            a,
+            Activation::FirstUse {
+                auto_after_days: Some(3)
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Activation::Immediate).unwrap(),
+            r#"{"mode":"immediate"}"#
+        );
+        assert!(serde_json::from_str::<Activation>(r#"{"mode": "later"}"#).is_err());
+        let mut p = base();
+        p.activation = a;
+        let bytes = postcard::to_allocvec(&p).unwrap();
+        assert_eq!(postcard::from_bytes::<Product>(&bytes).unwrap(), p);
     }
 
     #[test]

@@ -735,6 +735,90 @@ fn close_settles_overdue() {
 }
 
 #[test]
+fn cancel_refunds_a_pending_purchase_in_full() {
+    // a first-use rental that never started, not refundable by its policy
+    let mut prod = rental7();
+    prod.refund = None;
+    prod.activation = Activation::FirstUse {
+        auto_after_days: None,
+    };
+    let mut p = buy(prod, "2026-05-01T08:00:00");
+    assert_eq!(p.status, Status::Pending);
+    let ev = p
+        .handle(&Command::Cancel, t("2026-05-03T08:00:00"))
+        .unwrap();
+    assert!(matches!(&ev[..], [Event::Refunded { amount, .. }] if *amount == m("21")));
+    assert_eq!((p.status, p.paid_total), (Status::Refunded, m("0")));
+    assert_eq!(p.liability(t("2026-05-03T08:00:00")).unwrap(), m("0"));
+    // a started package cannot be cancelled (refund it, or end it)
+    let mut q = buy(rental7(), "2026-05-01T08:00:00");
+    assert!(matches!(
+        q.handle(&Command::Cancel, t("2026-05-01T09:00:00")),
+        Err(PackageError::WrongStatus {
+            status: Status::Active,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn end_closes_now_and_settles_what_is_due() {
+    // active: returned after 2 days 1 hour of 7; the rest lapses
+    let mut p = buy(rental7(), "2026-05-01T08:00:00");
+    let ev = p.handle(&Command::End, t("2026-05-03T09:00:00")).unwrap();
+    assert_eq!(ev.iter().map(Event::name).collect::<Vec<_>>(), ["ended"]);
+    assert_eq!(p.status, Status::Closed);
+    assert_eq!(p.ended_at, Some(t("2026-05-03T09:00:00")));
+    assert_eq!(p.ends_at(), Some(t("2026-05-03T09:00:00")));
+    assert_eq!(p.next_deadline(), None);
+    assert_eq!(p.liability(t("2026-05-03T09:00:00")).unwrap(), m("0"));
+    // frozen: unfrozen first with its fee (1 started day x 1.00), then closed
+    let mut p = buy(swap30(), "2026-05-01T08:00:00");
+    p.handle(
+        &Command::RequestFreeze {
+            days: 3,
+            reason: String::new(),
+        },
+        t("2026-05-02T08:00:00"),
+    )
+    .unwrap();
+    p.handle(&Command::ApproveFreeze, t("2026-05-02T08:00:00"))
+        .unwrap();
+    let ev = p.handle(&Command::End, t("2026-05-02T20:00:00")).unwrap();
+    assert_eq!(
+        ev.iter().map(Event::name).collect::<Vec<_>>(),
+        ["unfrozen", "ended"]
+    );
+    assert!(matches!(&ev[0], Event::Unfrozen { days: 1, fee, .. } if *fee == m("1")));
+    // overdue: ends 05-08 08:00, grace 12 h to 05-08 20:00; at 05-10 08:00
+    // 1.5 days → 2 started days × 3.00 = 6.00, as close would
+    let mut p = buy(rental7(), "2026-05-01T08:00:00");
+    let ev = p.handle(&Command::End, t("2026-05-10T08:00:00")).unwrap();
+    assert_eq!(
+        ev.iter().map(Event::name).collect::<Vec<_>>(),
+        ["expired", "overdue_started", "overdue_settled", "closed"]
+    );
+    assert_eq!(p.fees_charged, m("6"));
+    // nothing left to end
+    assert!(matches!(
+        p.handle(&Command::End, t("2026-05-10T08:00:00")),
+        Err(PackageError::WrongStatus {
+            status: Status::Closed,
+            ..
+        })
+    ));
+    // the events replay to the same state
+    let mut q = buy(rental7(), "2026-05-01T08:00:00");
+    let (_, first) = Package::purchase(
+        &Purchase::new("pkg", "rider", rental7()),
+        t("2026-05-01T08:00:00"),
+    )
+    .unwrap();
+    let ev = q.handle(&Command::End, t("2026-05-03T09:00:00")).unwrap();
+    assert_eq!(Package::replay(&[first, ev].concat()).unwrap(), q);
+}
+
+#[test]
 fn time_must_not_go_backwards() {
     let mut p = buy(swap30(), "2026-05-02T08:00:00");
     assert!(matches!(
@@ -1113,6 +1197,8 @@ enum Op {
     Change(Box<Product>),
     Refund,
     Close,
+    Cancel,
+    End,
     Tick,
     Activate,
 }
@@ -1129,6 +1215,8 @@ fn arb_op() -> impl Strategy<Value = Op> {
         1 => arb_product().prop_map(|p| Op::Change(Box::new(p))),
         1 => Just(Op::Refund),
         1 => Just(Op::Close),
+        1 => Just(Op::Cancel),
+        1 => Just(Op::End),
         1 => Just(Op::Tick),
         1 => Just(Op::Activate),
     ]
@@ -1163,6 +1251,8 @@ fn to_command(op: &Op) -> Command {
         },
         Op::Refund => Command::Refund,
         Op::Close => Command::Close,
+        Op::Cancel => Command::Cancel,
+        Op::End => Command::End,
         Op::Tick => Command::Tick,
         Op::Activate => Command::Activate,
     }
