@@ -158,13 +158,88 @@ impl Default for ExecutorConfig {
     }
 }
 
-/// A pay-per-use money effect of a swap or charging session.
-enum MoneyOp {
+/// What a swap or charging effect asks of core, whichever machine it
+/// came from: both machines' effects map onto this, and one path carries
+/// it out.
+enum Work<'a> {
+    /// Record a custody move.
+    Custody(&'a MoveRequest),
+    /// Consume one entitlement of a package.
+    Consume(u64, &'a str),
+    /// Give the entitlement back.
+    Unconsume(u64, &'a str),
+    /// Place a wallet hold.
     Hold(u64, Money),
+    /// Capture the hold.
     Capture(u64, Money),
+    /// Release the hold.
     Release(u64),
+    /// Charge the wallet directly.
     Charge(u64, Money),
+    /// Refund what was charged.
     Refund(u64, Money),
+    /// Split the order's revenue (the books did, with the money).
+    Split(u64, Money),
+    /// Reverse the split (the books did, with the refund).
+    Unsplit,
+    /// Doors, slot locks, start and stop commands, price requests,
+    /// notifications, alerts.
+    Host,
+}
+
+impl<'a> From<&'a SwapEffect> for Work<'a> {
+    fn from(e: &'a SwapEffect) -> Work<'a> {
+        match e {
+            SwapEffect::CustodyMove(m) => Work::Custody(m),
+            SwapEffect::ConsumeEntitlement { order, package } => Work::Consume(*order, package),
+            SwapEffect::RefundEntitlement { order, package } => Work::Unconsume(*order, package),
+            SwapEffect::PlaceHold { order, amount } => Work::Hold(*order, *amount),
+            SwapEffect::CaptureHold { order, amount } => Work::Capture(*order, *amount),
+            SwapEffect::ReleaseHold { order } => Work::Release(*order),
+            SwapEffect::ChargeWallet { order, amount } => Work::Charge(*order, *amount),
+            SwapEffect::RefundPayment { order, amount } => Work::Refund(*order, *amount),
+            SwapEffect::SplitRevenue { order, amount } => Work::Split(*order, *amount),
+            SwapEffect::ReverseRevenue { .. } => Work::Unsplit,
+            SwapEffect::OpenDoor { .. }
+            | SwapEffect::LockSlot { .. }
+            | SwapEffect::NotifyRider { .. }
+            | SwapEffect::RaiseAlert { .. } => Work::Host,
+        }
+    }
+}
+
+impl<'a> From<&'a ChargingEffect> for Work<'a> {
+    fn from(e: &'a ChargingEffect) -> Work<'a> {
+        match e {
+            ChargingEffect::ConsumeEntitlement { order, package } => Work::Consume(*order, package),
+            ChargingEffect::PlaceHold { order, amount } => Work::Hold(*order, *amount),
+            ChargingEffect::CaptureHold { order, amount } => Work::Capture(*order, *amount),
+            ChargingEffect::ReleaseHold { order } => Work::Release(*order),
+            ChargingEffect::ChargeWallet { order, amount } => Work::Charge(*order, *amount),
+            ChargingEffect::RefundPayment { order, amount } => Work::Refund(*order, *amount),
+            ChargingEffect::SplitRevenue { order, amount } => Work::Split(*order, *amount),
+            ChargingEffect::ReverseRevenue { .. } => Work::Unsplit,
+            ChargingEffect::SendStart { .. }
+            | ChargingEffect::SendStop { .. }
+            | ChargingEffect::RequestPrice { .. }
+            | ChargingEffect::NotifyRider { .. }
+            | ChargingEffect::RaiseAlert { .. } => Work::Host,
+        }
+    }
+}
+
+/// Where a swap or charging session's orders go on the books.
+struct Site {
+    /// Books order prefix: `sw` or `ch`.
+    prefix: &'static str,
+    /// What is sold.
+    product: ProductType,
+    /// Swaps per order (for fixed per-swap shares).
+    swaps: u32,
+    /// The cabinet, for the agent chain.
+    cabinet: Option<CabinetId>,
+    /// The rider.
+    rider: RiderId,
 }
 
 /// Carries out effects; owns the custody book and, optionally, the books.
@@ -303,36 +378,55 @@ impl Executor {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn money_op(
-        &mut self,
-        prefix: &str,
-        product: ProductType,
-        cabinet: Option<CabinetId>,
-        rider: RiderId,
-        op: MoneyOp,
-        now: Timestamp,
-    ) -> Carried {
-        let swaps = u32::from(product == ProductType::Swap);
-        let order = |n: u64| key("order", &format!("{prefix}{n}"));
-        match op {
-            MoneyOp::Hold(n, amount) => self.books_op(
-                &format!("{prefix}{n}.hold"),
+    /// Carries out one piece of work of a session's order at `site`.
+    fn work(&mut self, site: &Site, w: Work<'_>, now: Timestamp) -> Carried {
+        let p = site.prefix;
+        let order = |n: u64| key("order", &format!("{p}{n}"));
+        let op = |n: u64, what: &str| format!("{p}{n}.{what}");
+        match w {
+            Work::Custody(m) => self.custody_move(m, now),
+            Work::Host => Carried::Host,
+            Work::Unsplit if self.books.is_some() => Carried::Covered,
+            Work::Unsplit => Carried::Host,
+            Work::Split(n, amount) => self.split_covered(&format!("{p}{n}"), amount),
+            Work::Consume(n, package) => self.books_op(
+                &op(n, "consume"),
+                |_| {
+                    Ok(BooksOp::Consume {
+                        package: key("package", package)?,
+                        order: format!("{p}{n}"),
+                        swaps: 1,
+                    })
+                },
+                now,
+            ),
+            Work::Unconsume(n, package) => self.books_op(
+                &op(n, "unconsume"),
+                |_| {
+                    Ok(BooksOp::ReverseConsumption {
+                        package: key("package", package)?,
+                        order: format!("{p}{n}"),
+                    })
+                },
+                now,
+            ),
+            Work::Hold(n, amount) => self.books_op(
+                &op(n, "hold"),
                 |ex| {
                     Ok(BooksOp::Authorize {
                         order: order(n)?,
-                        rider: key("rider", &rider.0.to_string())?,
+                        rider: key("rider", &site.rider.0.to_string())?,
                         amount,
-                        product,
-                        swaps,
-                        chain: ex.chain(cabinet)?,
+                        product: site.product,
+                        swaps: site.swaps,
+                        chain: ex.chain(site.cabinet)?,
                         expires_at: None,
                     })
                 },
                 now,
             ),
-            MoneyOp::Capture(n, amount) => self.books_op(
-                &format!("{prefix}{n}.capture"),
+            Work::Capture(n, amount) => self.books_op(
+                &op(n, "capture"),
                 |_| {
                     Ok(BooksOp::Capture {
                         order: order(n)?,
@@ -341,13 +435,13 @@ impl Executor {
                 },
                 now,
             ),
-            MoneyOp::Release(n) => self.books_op(
-                &format!("{prefix}{n}.release"),
+            Work::Release(n) => self.books_op(
+                &op(n, "release"),
                 |_| Ok(BooksOp::Release { order: order(n)? }),
                 now,
             ),
-            MoneyOp::Charge(n, amount) => self.books_op(
-                &format!("{prefix}{n}.pay"),
+            Work::Charge(n, amount) => self.books_op(
+                &op(n, "pay"),
                 |_| {
                     Ok(BooksOp::Charge {
                         order: order(n)?,
@@ -357,8 +451,8 @@ impl Executor {
                 },
                 now,
             ),
-            MoneyOp::Refund(n, amount) => self.books_op(
-                &format!("{prefix}{n}.refund"),
+            Work::Refund(n, amount) => self.books_op(
+                &op(n, "refund"),
                 |_| {
                     Ok(BooksOp::RefundSale {
                         order: order(n)?,
@@ -371,41 +465,6 @@ impl Executor {
         }
     }
 
-    fn consume(&mut self, prefix: &str, order: u64, package: &str, now: Timestamp) -> Carried {
-        self.books_op(
-            &format!("{prefix}{order}.consume"),
-            |_| {
-                Ok(BooksOp::Consume {
-                    package: key("package", package)?,
-                    order: format!("{prefix}{order}"),
-                    swaps: 1,
-                })
-            },
-            now,
-        )
-    }
-
-    fn unconsume(&mut self, prefix: &str, order: u64, package: &str, now: Timestamp) -> Carried {
-        self.books_op(
-            &format!("{prefix}{order}.unconsume"),
-            |_| {
-                Ok(BooksOp::ReverseConsumption {
-                    package: key("package", package)?,
-                    order: format!("{prefix}{order}"),
-                })
-            },
-            now,
-        )
-    }
-
-    fn covered(&self) -> Carried {
-        if self.books.is_some() {
-            Carried::Covered
-        } else {
-            Carried::Host
-        }
-    }
-
     /// Carries out a swap decision's effects, in order, for the session's
     /// rider at `cabinet`.
     pub fn carry_out_swap(
@@ -415,38 +474,16 @@ impl Executor {
         effects: &[SwapEffect],
         now: Timestamp,
     ) -> Vec<Carried> {
-        let (p, kind, site) = ("sw", ProductType::Swap, Some(cabinet));
+        let site = Site {
+            prefix: "sw",
+            product: ProductType::Swap,
+            swaps: 1,
+            cabinet: Some(cabinet),
+            rider,
+        };
         effects
             .iter()
-            .map(|e| match e {
-                SwapEffect::CustodyMove(m) => self.custody_move(m, now),
-                SwapEffect::ConsumeEntitlement { order, package } => {
-                    self.consume(p, *order, package, now)
-                }
-                SwapEffect::RefundEntitlement { order, package } => {
-                    self.unconsume(p, *order, package, now)
-                }
-                SwapEffect::SplitRevenue { order, amount } => {
-                    self.split_covered(&format!("{p}{order}"), *amount)
-                }
-                SwapEffect::ReverseRevenue { .. } => self.covered(),
-                SwapEffect::PlaceHold { order, amount } => {
-                    self.money_op(p, kind, site, rider, MoneyOp::Hold(*order, *amount), now)
-                }
-                SwapEffect::CaptureHold { order, amount } => {
-                    self.money_op(p, kind, site, rider, MoneyOp::Capture(*order, *amount), now)
-                }
-                SwapEffect::ReleaseHold { order } => {
-                    self.money_op(p, kind, site, rider, MoneyOp::Release(*order), now)
-                }
-                SwapEffect::ChargeWallet { order, amount } => {
-                    self.money_op(p, kind, site, rider, MoneyOp::Charge(*order, *amount), now)
-                }
-                SwapEffect::RefundPayment { order, amount } => {
-                    self.money_op(p, kind, site, rider, MoneyOp::Refund(*order, *amount), now)
-                }
-                _ => Carried::Host,
-            })
+            .map(|e| self.work(&site, e.into(), now))
             .collect()
     }
 
@@ -463,49 +500,16 @@ impl Executor {
         effects: &[ChargingEffect],
         now: Timestamp,
     ) -> Vec<Carried> {
-        let (p, kind) = ("ch", ProductType::Charging);
+        let site = Site {
+            prefix: "ch",
+            product: ProductType::Charging,
+            swaps: 0,
+            cabinet,
+            rider,
+        };
         effects
             .iter()
-            .map(|e| match e {
-                ChargingEffect::ConsumeEntitlement { order, package } => {
-                    self.consume(p, *order, package, now)
-                }
-                ChargingEffect::SplitRevenue { order, amount } => {
-                    self.split_covered(&format!("{p}{order}"), *amount)
-                }
-                ChargingEffect::ReverseRevenue { .. } => self.covered(),
-                ChargingEffect::PlaceHold { order, amount } => {
-                    self.money_op(p, kind, cabinet, rider, MoneyOp::Hold(*order, *amount), now)
-                }
-                ChargingEffect::CaptureHold { order, amount } => self.money_op(
-                    p,
-                    kind,
-                    cabinet,
-                    rider,
-                    MoneyOp::Capture(*order, *amount),
-                    now,
-                ),
-                ChargingEffect::ReleaseHold { order } => {
-                    self.money_op(p, kind, cabinet, rider, MoneyOp::Release(*order), now)
-                }
-                ChargingEffect::ChargeWallet { order, amount } => self.money_op(
-                    p,
-                    kind,
-                    cabinet,
-                    rider,
-                    MoneyOp::Charge(*order, *amount),
-                    now,
-                ),
-                ChargingEffect::RefundPayment { order, amount } => self.money_op(
-                    p,
-                    kind,
-                    cabinet,
-                    rider,
-                    MoneyOp::Refund(*order, *amount),
-                    now,
-                ),
-                _ => Carried::Host,
-            })
+            .map(|e| self.work(&site, e.into(), now))
             .collect()
     }
 
