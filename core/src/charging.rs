@@ -42,6 +42,7 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::custody::{CabinetId, RiderId, SlotNo, Timestamp};
+use crate::door::after;
 use crate::money::Money;
 
 /// Where the rider charges.
@@ -532,11 +533,6 @@ impl Default for ChargingSession {
     fn default() -> Self {
         ChargingSession::new()
     }
-}
-
-fn after(now: Timestamp, secs: u32) -> Timestamp {
-    now.checked_add_signed(Duration::seconds(i64::from(secs)))
-        .unwrap_or(now)
 }
 
 fn phase_name(p: ChargingPhase) -> String {
