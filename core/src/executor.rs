@@ -940,6 +940,7 @@ impl Executor {
                 ChargingEffect::RefundPayment { order, amount } => {
                     self.money_op(p, rider, MoneyOp::Refund(*order, *amount), now)
                 }
+                ChargingEffect::CustodyMove(m) => self.custody_move(m, now),
                 _ => Carried::Host,
             })
             .collect()
