@@ -441,7 +441,12 @@ impl Executor {
                     now,
                 )
             }
-            RentalEffect::NotifyRider { .. } | RentalEffect::RaiseAlert { .. } => Carried::Host,
+            RentalEffect::NotifyRider { .. }
+            | RentalEffect::RaiseAlert { .. }
+            | RentalEffect::OpenDoor { .. }
+            | RentalEffect::LockSlot { .. }
+            | RentalEffect::CabinetAlert { .. }
+            | RentalEffect::NotifyDoor { .. } => Carried::Host,
         }
     }
 

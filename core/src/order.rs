@@ -583,7 +583,11 @@ pub fn rental_view(r: &Rental) -> OrderUpdate {
         status,
         transient: matches!(
             r.phase(),
-            RentalPhase::AwaitingDeposit | RentalPhase::AwaitingIssue | RentalPhase::Inspecting
+            RentalPhase::AwaitingDeposit
+                | RentalPhase::AwaitingIssue
+                | RentalPhase::Inspecting
+                | RentalPhase::Issuing
+                | RentalPhase::Returning
         ),
         amount: None,
         money,
