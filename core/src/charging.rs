@@ -8,6 +8,24 @@
 //! Sessions stuck in starting or stopping, or with no meter progress, are
 //! detected (an alert, then the machine moves on by itself).
 //!
+//! At a charging-cabinet slot ([`ChargePoint::CabinetSlot`]) the rider
+//! charges their own battery, and the machine drives the slot's door through
+//! the shared [`crate::door`] rules: authorise → the door opens
+//! ([`ChargingPhase::Inserting`]) → the battery inserted is verified as the
+//! rider's ([`ChargingRequest::battery`]; custody rider → slot) → start …
+//! stop → priced and settled → the battery waits in the slot
+//! ([`ChargingPhase::Collecting`]) until the rider's [`ChargingInput::Collect`]
+//! opens the door → taken (custody slot → rider) → closed. Failure paths:
+//! the door fails or nothing is inserted in time (not charged, hold
+//! released); someone else's or an unreadable battery (not charged, handed
+//! back at once, locked as foreign if left); a session that ends without
+//! charging after the battery went in hands it back at once; not taken
+//! (reopen once, then the slot is locked with an alert and the session ends
+//! [`ChargingPhase::Uncollected`]: custody keeps the battery in the slot and
+//! the order is flagged); never collected within `collect_timeout_s` (the
+//! same). Cabinet reports come in as [`ChargingInput::Cabinet`]; piles are
+//! unchanged and have no custody.
+//!
 //! Pricing is the host's: when the session stops, the machine asks for a
 //! price with [`ChargingEffect::RequestPrice`] (energy and times) and the host
 //! answers with [`ChargingInput::Priced`], typically from a tariff quote.
@@ -25,7 +43,7 @@
 //!     order: 9, rider: RiderId(7), point: ChargePoint::Pile { pile: 30_001, connector: 1 },
 //!     point_online: true, point_busy: false,
 //!     auth: Authorization::PreAuth { hold: "30.00".parse()? },
-//!     policy: ChargingPolicy::default(),
+//!     policy: ChargingPolicy::default(), battery: None,
 //! }), t0)?;
 //! s.step(&ChargingInput::Device(ChargerEvent::Started), t0)?;
 //! s.step(&ChargingInput::Device(ChargerEvent::Meter { energy_wh: 3_217 }), t0 + chrono::Duration::minutes(30))?;
@@ -41,8 +59,14 @@
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-use crate::custody::{CabinetId, RiderId, SlotNo, Timestamp};
+use crate::cabinet::CabinetEvent;
+use crate::custody::{CabinetId, Cause, MoveRequest, RiderId, SlotNo, Timestamp};
+use crate::door::{
+    DoorAlert, DoorCtx, DoorEffect, DoorEvent, DoorNotice, DoorOp, DoorOutcome, DoorPolicy,
+    DoorSink, Doors, LockReason, after,
+};
 use crate::money::Money;
+use crate::numbering::DeviceNo;
 
 /// Where the rider charges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,16 +122,34 @@ pub struct ChargingPolicy {
     pub meter_stall_s: u32,
     /// Seconds a device may stay offline before the session is ended.
     pub offline_grace_s: u32,
+    /// At a charging-cabinet slot: seconds to insert and to take the
+    /// battery, and the door watch (`door_retries`, `min_full_soc` and
+    /// `max_temperature_c` are not used).
+    #[serde(default)]
+    pub door: DoorPolicy,
+    /// At a charging-cabinet slot: seconds a charged battery may wait for
+    /// the rider's [`ChargingInput::Collect`] before the slot is locked and
+    /// operations are alerted.
+    #[serde(default = "default_collect_timeout_s")]
+    pub collect_timeout_s: u32,
+}
+
+fn default_collect_timeout_s() -> u32 {
+    86_400
 }
 
 impl Default for ChargingPolicy {
-    /// 60 s to start, 60 s to stop, 15 min without progress, 10 min offline.
+    /// 60 s to start, 60 s to stop, 15 min without progress, 10 min offline;
+    /// at a cabinet slot 90 s to insert, 60 s to take, 120 s to close the
+    /// door, 24 h to collect.
     fn default() -> Self {
         ChargingPolicy {
             start_timeout_s: 60,
             stop_timeout_s: 60,
             meter_stall_s: 900,
             offline_grace_s: 600,
+            door: DoorPolicy::default(),
+            collect_timeout_s: default_collect_timeout_s(),
         }
     }
 }
@@ -129,6 +171,11 @@ pub struct ChargingRequest {
     pub auth: Authorization,
     /// Timeouts.
     pub policy: ChargingPolicy,
+    /// The rider's own battery. Required at a cabinet slot: the rider puts
+    /// it in, the machine verifies the inserted battery is this one, and
+    /// custody follows it into the slot and back. Unused at a pile.
+    #[serde(default)]
+    pub battery: Option<DeviceNo>,
 }
 
 /// Why charging stopped.
@@ -197,6 +244,14 @@ pub enum ChargingReason {
     StartTimeout,
     /// The rider cancelled before the start.
     Cancelled,
+    /// The cabinet slot's door did not open.
+    DoorFailed,
+    /// The rider did not insert the battery in time.
+    InsertTimeout,
+    /// The inserted battery's number could not be read.
+    BatteryNotRecognised,
+    /// The inserted battery is not the rider's.
+    BatteryNotRiders,
 }
 
 /// Where a charging session is.
@@ -215,6 +270,17 @@ pub enum ChargingPhase {
     Pricing,
     /// Settled and closed.
     Closed,
+    /// At a cabinet slot: the slot's door is commanded open; waiting for the
+    /// rider's battery.
+    Inserting,
+    /// At a cabinet slot: the session ended (priced and settled, or not
+    /// charged) and the rider's battery is still in the slot: waiting for
+    /// the rider to collect it.
+    Collecting,
+    /// At a cabinet slot: the battery was not taken back; its slot is
+    /// locked, operations alerted, custody keeps it in the slot. Ended, and
+    /// flagged on the order until operations hand it over.
+    Uncollected,
 }
 
 /// How a session ended.
@@ -346,6 +412,43 @@ pub enum ChargingEffect {
         /// What.
         alert: ChargingAlert,
     },
+    /// Command a cabinet slot's door open.
+    OpenDoor {
+        /// The cabinet.
+        cabinet: CabinetId,
+        /// The slot.
+        slot: SlotNo,
+    },
+    /// Lock a cabinet slot until operations look at it.
+    LockSlot {
+        /// The cabinet.
+        cabinet: CabinetId,
+        /// The slot.
+        slot: SlotNo,
+        /// Why.
+        reason: LockReason,
+    },
+    /// Record a battery movement in custody (rider → slot on insertion,
+    /// slot → rider when taken back; cause `charging`).
+    CustodyMove(MoveRequest),
+    /// Raise a door or slot alert.
+    CabinetAlert {
+        /// The cabinet.
+        cabinet: CabinetId,
+        /// The order.
+        order: u64,
+        /// What.
+        alert: DoorAlert,
+    },
+    /// Tell the rider what to do at the door.
+    NotifyDoor {
+        /// The rider.
+        rider: RiderId,
+        /// The order.
+        order: u64,
+        /// What.
+        notice: DoorNotice,
+    },
 }
 
 /// The facts of a charging session.
@@ -427,6 +530,35 @@ pub enum ChargingEvent {
         /// Why.
         reason: String,
     },
+    /// A fact about the cabinet slot's door and battery.
+    Door(DoorEvent),
+    /// The inserted battery is the rider's; the start is commanded.
+    BatteryAccepted {
+        /// The battery.
+        battery: DeviceNo,
+        /// When.
+        at: Timestamp,
+        /// Until when the device must confirm the start.
+        deadline: Timestamp,
+    },
+    /// Settled with the battery still in the slot: waiting for the rider to
+    /// collect it.
+    AwaitingCollection {
+        /// Until when.
+        until: Timestamp,
+    },
+    /// The rider asked for the battery; its door is opened.
+    CollectRequested,
+    /// The battery was taken back; the session is closed.
+    Collected {
+        /// When.
+        at: Timestamp,
+    },
+    /// The battery was not taken back; its slot is locked.
+    Uncollected {
+        /// When.
+        at: Timestamp,
+    },
 }
 
 /// What drives a charging session.
@@ -457,6 +589,14 @@ pub enum ChargingInput {
         operator: String,
         /// Why.
         reason: String,
+    },
+    /// A report of the charging cabinet (doors, batteries) at a cabinet slot.
+    Cabinet(CabinetEvent),
+    /// The rider asks for their battery back at a cabinet slot (allowed once
+    /// the session has ended).
+    Collect {
+        /// The rider (must be the session's).
+        rider: RiderId,
     },
 }
 
@@ -526,17 +666,16 @@ pub struct ChargingSession {
     /// Meter readings (time, cumulative Wh), strictly increasing in time:
     /// 0 at the start, each newer reading, the final one at the stop.
     readings: Vec<(Timestamp, u64)>,
+    /// At a cabinet slot: its door and what is in it.
+    doors: Doors,
+    /// Custody moves recorded so far (the next move's number).
+    custody_seq: u32,
 }
 
 impl Default for ChargingSession {
     fn default() -> Self {
         ChargingSession::new()
     }
-}
-
-fn after(now: Timestamp, secs: u32) -> Timestamp {
-    now.checked_add_signed(Duration::seconds(i64::from(secs)))
-        .unwrap_or(now)
 }
 
 fn phase_name(p: ChargingPhase) -> String {
@@ -546,7 +685,59 @@ fn phase_name(p: ChargingPhase) -> String {
 struct Out {
     events: Vec<ChargingEvent>,
     effects: Vec<ChargingEffect>,
-    deadline: Option<Option<Timestamp>>,
+    /// The next custody move number.
+    custody_seq: u32,
+    /// The cabinet and order, for door alerts.
+    cabinet: CabinetId,
+    order: u64,
+}
+
+/// Door facts are recorded as [`ChargingEvent::Door`]; door effects map
+/// onto the charging effects of the same name.
+impl DoorSink for Out {
+    fn event(&mut self, e: DoorEvent) {
+        self.events.push(ChargingEvent::Door(e));
+    }
+    fn effect(&mut self, e: DoorEffect) {
+        self.effects.push(match e {
+            DoorEffect::OpenDoor { cabinet, slot } => ChargingEffect::OpenDoor { cabinet, slot },
+            DoorEffect::LockSlot {
+                cabinet,
+                slot,
+                reason,
+            } => ChargingEffect::LockSlot {
+                cabinet,
+                slot,
+                reason,
+            },
+            DoorEffect::CustodyMove(m) => ChargingEffect::CustodyMove(m),
+            DoorEffect::Alert(alert) => ChargingEffect::CabinetAlert {
+                cabinet: self.cabinet,
+                order: self.order,
+                alert,
+            },
+        });
+    }
+    fn next_move(&mut self) -> u32 {
+        let n = self.custody_seq;
+        self.custody_seq = n.saturating_add(1);
+        n
+    }
+}
+
+/// Who the door rules act for at a cabinet slot (`None` at a pile).
+fn door_ctx(r: &ChargingRequest) -> Option<DoorCtx> {
+    match r.point {
+        ChargePoint::CabinetSlot { cabinet, .. } => Some(DoorCtx {
+            cabinet,
+            order: r.order,
+            rider: r.rider,
+            rider_battery: r.battery,
+            cause: Cause::Charging { order: r.order },
+            close_timeout_s: r.policy.door.door_close_timeout_s,
+        }),
+        ChargePoint::Pile { .. } => None,
+    }
 }
 
 impl ChargingSession {
@@ -566,6 +757,8 @@ impl ChargingSession {
             outcome: None,
             refunded: false,
             readings: Vec::new(),
+            doors: Doors::new(),
+            custody_seq: 0,
         }
     }
 
@@ -594,13 +787,28 @@ impl ChargingSession {
     pub fn refunded(&self) -> bool {
         self.refunded
     }
-    /// The next deadline.
+    /// The next deadline (the session's, or its door's).
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.deadline
+        match (self.deadline, self.doors.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
-    /// Closed, nothing pending.
+    /// Ended (closed, or uncollected at a cabinet slot), nothing pending.
     pub fn is_finished(&self) -> bool {
-        self.phase == ChargingPhase::Closed
+        matches!(
+            self.phase,
+            ChargingPhase::Closed | ChargingPhase::Uncollected
+        ) && self.next_deadline().is_none()
+    }
+    /// At a cabinet slot: the slot's door and what the session knows is in it.
+    pub fn doors(&self) -> &Doors {
+        &self.doors
+    }
+    /// At a cabinet slot: the battery in the slot, if any (`Some(None)`:
+    /// one whose number could not be read).
+    pub fn battery_in_slot(&self) -> Option<Option<DeviceNo>> {
+        self.slot().and_then(|s| self.doors.content(s))
     }
 
     /// Handles then applies one input.
@@ -622,10 +830,13 @@ impl ChargingSession {
         input: &ChargingInput,
         now: Timestamp,
     ) -> Result<ChargingDecision, ChargingError> {
+        let ctx = self.request.as_ref().and_then(door_ctx);
         let mut out = Out {
             events: Vec::new(),
             effects: Vec::new(),
-            deadline: None,
+            custody_seq: self.custody_seq,
+            cabinet: ctx.as_ref().map_or(CabinetId(0), |c| c.cabinet),
+            order: self.order(),
         };
         match input {
             ChargingInput::Start(r) => self.on_start(r, now, &mut out)?,
@@ -638,9 +849,16 @@ impl ChargingSession {
                     });
                     self.not_charged(&mut out, ChargingReason::HoldRejected, now, false);
                 }
-                ChargingPhase::Closed => {}
+                ChargingPhase::Inserting if self.hold => {
+                    self.not_charged(&mut out, ChargingReason::HoldRejected, now, false);
+                }
+                ChargingPhase::Closed | ChargingPhase::Collecting | ChargingPhase::Uncollected => {}
                 p => return Err(not_allowed("hold_rejected", p)),
             },
+            ChargingInput::Cabinet(ev) => self.on_cabinet(ev, ctx.as_ref(), now, &mut out)?,
+            ChargingInput::Collect { rider } => {
+                self.on_collect(*rider, ctx.as_ref(), now, &mut out)?
+            }
             ChargingInput::Stop { by } => self.on_stop(*by, now, &mut out)?,
             ChargingInput::Priced { amount } => self.on_priced(*amount, now, &mut out)?,
             ChargingInput::Tick => self.on_tick(now, &mut out)?,
@@ -663,10 +881,11 @@ impl ChargingSession {
                 _ => return Err(not_allowed("refund", self.phase)),
             },
         }
-        let next_deadline = match out.deadline {
-            Some(d) => d,
-            None => self.deadline,
-        };
+        let mut probe = self.clone();
+        for e in &out.events {
+            probe.apply(e);
+        }
+        let next_deadline = probe.next_deadline();
         Ok(ChargingDecision {
             events: out.events,
             effects: out.effects,
@@ -676,6 +895,19 @@ impl ChargingSession {
 
     fn order(&self) -> u64 {
         self.request.as_ref().map_or(0, |r| r.order)
+    }
+
+    /// The cabinet slot of a cabinet session.
+    fn slot(&self) -> Option<SlotNo> {
+        match self.request.as_ref()?.point {
+            ChargePoint::CabinetSlot { slot, .. } => Some(slot),
+            ChargePoint::Pile { .. } => None,
+        }
+    }
+
+    /// Whether the cabinet slot holds a battery (as the session knows it).
+    fn holds_battery(&self) -> bool {
+        self.battery_in_slot().is_some()
     }
 
     fn point(&self) -> Result<ChargePoint, ChargingError> {
@@ -744,7 +976,7 @@ impl ChargingSession {
     /// let mut s = ChargingSession::new();
     /// s.step(&ChargingInput::Start(ChargingRequest { order: 1, rider: RiderId(7),
     ///     point: ChargePoint::Pile { pile: 1, connector: 1 }, point_online: true, point_busy: false,
-    ///     auth: Authorization::PreAuth { hold: "30.00".parse()? }, policy: ChargingPolicy::default() }), t0)?;
+    ///     auth: Authorization::PreAuth { hold: "30.00".parse()? }, policy: ChargingPolicy::default(), battery: None }), t0)?;
     /// s.step(&ChargingInput::Device(ChargerEvent::Started), t0)?;
     /// s.step(&ChargingInput::Device(ChargerEvent::Meter { energy_wh: 1_200 }), min(30))?;
     /// s.step(&ChargingInput::Device(ChargerEvent::Stopped { reason: StopReason::Full, energy_wh: 2_000 }), min(60))?;
@@ -774,11 +1006,22 @@ impl ChargingSession {
             } => {
                 self.hold = !matches!(request.auth, Authorization::Package { .. });
                 self.request = Some(request.clone());
-                self.phase = ChargingPhase::Starting;
-                self.deadline = Some(*deadline);
+                self.doors = Doors::new();
+                if let ChargePoint::CabinetSlot { .. } = request.point {
+                    // the slot's door operation carries the deadline
+                    self.phase = ChargingPhase::Inserting;
+                    self.deadline = None;
+                } else {
+                    self.phase = ChargingPhase::Starting;
+                    self.deadline = Some(*deadline);
+                }
             }
             ChargingEvent::NotCharged { reason, .. } => {
-                self.phase = ChargingPhase::Closed;
+                self.phase = if self.holds_battery() {
+                    ChargingPhase::Collecting
+                } else {
+                    ChargingPhase::Closed
+                };
                 self.outcome = Some(ChargingOutcome::NotCharged { reason: *reason });
                 self.deadline = None;
                 self.hold = false;
@@ -827,7 +1070,11 @@ impl ChargingSession {
                 self.deadline = None;
             }
             ChargingEvent::Settled { amount, .. } => {
-                self.phase = ChargingPhase::Closed;
+                self.phase = if self.holds_battery() {
+                    ChargingPhase::Collecting
+                } else {
+                    ChargingPhase::Closed
+                };
                 self.outcome = Some(ChargingOutcome::Settled {
                     stop: self.stop.unwrap_or(StopReason::Rider),
                     energy_wh: self.energy_wh,
@@ -836,6 +1083,24 @@ impl ChargingSession {
                 self.hold = false;
             }
             ChargingEvent::Refunded { .. } => self.refunded = true,
+            ChargingEvent::Door(e) => {
+                self.custody_seq = self.custody_seq.saturating_add(e.custody_moves());
+                self.doors.apply(e);
+            }
+            ChargingEvent::BatteryAccepted { deadline, .. } => {
+                self.phase = ChargingPhase::Starting;
+                self.deadline = Some(*deadline);
+            }
+            ChargingEvent::AwaitingCollection { until } => self.deadline = Some(*until),
+            ChargingEvent::CollectRequested => self.deadline = None,
+            ChargingEvent::Collected { .. } => {
+                self.phase = ChargingPhase::Closed;
+                self.deadline = None;
+            }
+            ChargingEvent::Uncollected { .. } => {
+                self.phase = ChargingPhase::Uncollected;
+                self.deadline = None;
+            }
         }
     }
 
@@ -856,7 +1121,211 @@ impl ChargingSession {
             order,
             outcome: ChargingOutcome::NotCharged { reason },
         });
-        out.deadline = Some(None);
+        let refused = matches!(
+            reason,
+            ChargingReason::BatteryNotRecognised | ChargingReason::BatteryNotRiders
+        );
+        self.hand_back(out, refused, now);
+    }
+
+    /// At a cabinet slot, after a session that never charged: the rider is
+    /// at the cabinet, so a battery in the slot is handed back at once (its
+    /// door reopens; an own battery's door reopens once more if it is not
+    /// taken, then the slot is locked; a refused battery's slot is locked as
+    /// foreign). An empty slot ends the door work.
+    fn hand_back(&self, out: &mut Out, refused: bool, now: Timestamp) {
+        let (Some(r), Some(slot)) = (&self.request, self.slot()) else {
+            return;
+        };
+        let Some(ctx) = door_ctx(r) else {
+            return;
+        };
+        match self.doors_after(out).content(slot) {
+            Some(battery) => {
+                let secs = r.policy.door.take_timeout_s;
+                let op = DoorOp::take(slot, battery, secs, after(now, secs));
+                let op = if refused {
+                    op.locking_on_fail(LockReason::ForeignBattery)
+                        .locking_if_left(LockReason::ForeignBattery)
+                } else {
+                    op.reopening_once().locking_if_left(LockReason::NotTaken)
+                };
+                Doors::open(&ctx, op, out);
+                self.notify_door(out, DoorNotice::TakeBackBattery { slot });
+            }
+            None => self.end_doors(out, &ctx, now),
+        }
+    }
+
+    /// The slot's doors once this decision's door events apply.
+    fn doors_after(&self, out: &Out) -> Doors {
+        let mut d = self.doors.clone();
+        for e in &out.events {
+            if let ChargingEvent::Door(e) = e {
+                d.apply(e);
+            }
+        }
+        d
+    }
+
+    /// No more door operations: watch the door if it is open.
+    fn end_doors(&self, out: &mut Out, ctx: &DoorCtx, now: Timestamp) {
+        let open = self.doors_after(out).open_after(|_| None);
+        let watch = open.then(|| after(now, ctx.close_timeout_s));
+        out.events
+            .push(ChargingEvent::Door(DoorEvent::Ended { watch }));
+    }
+
+    fn notify_door(&self, out: &mut Out, notice: DoorNotice) {
+        if let Some(r) = &self.request {
+            out.effects.push(ChargingEffect::NotifyDoor {
+                rider: r.rider,
+                order: r.order,
+                notice,
+            });
+        }
+    }
+
+    fn on_cabinet(
+        &self,
+        ev: &CabinetEvent,
+        ctx: Option<&DoorCtx>,
+        now: Timestamp,
+        out: &mut Out,
+    ) -> Result<(), ChargingError> {
+        if self.phase == ChargingPhase::Idle {
+            return Err(ChargingError::NotStarted);
+        }
+        let Some(ctx) = ctx else {
+            if self.request.is_none() {
+                return Ok(()); // refused at the start: nothing of this cabinet is ours
+            }
+            return Err(ChargingError::NotAllowed {
+                command: "cabinet".into(),
+                phase: "a pile session (no cabinet)".into(),
+            });
+        };
+        if ev.cabinet != ctx.cabinet {
+            return Err(ChargingError::Invalid {
+                field: "cabinet".into(),
+                expected: format!("reports of cabinet {}, the session's", ctx.cabinet.0),
+            });
+        }
+        match self.doors.on_device(ev, now, ctx, out) {
+            Some(o) => self.on_door(o, ctx, now, out)?,
+            None => {
+                // waiting for the rider, but the battery left the slot
+                // anyway (staff, or a lost message): nothing left to collect
+                let gone = self
+                    .slot()
+                    .is_some_and(|s| self.doors_after(out).content(s).is_none());
+                if self.phase == ChargingPhase::Collecting && gone {
+                    out.events.push(ChargingEvent::Collected { at: now });
+                    self.end_doors(out, ctx, now);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What a door outcome means in the current phase.
+    fn on_door(
+        &self,
+        o: DoorOutcome,
+        ctx: &DoorCtx,
+        now: Timestamp,
+        out: &mut Out,
+    ) -> Result<(), ChargingError> {
+        let r = self.request.as_ref().ok_or(ChargingError::NotStarted)?;
+        match (o, self.phase) {
+            (DoorOutcome::Inserted { battery, .. }, ChargingPhase::Inserting) => match battery {
+                Some(b) if Some(b) == r.battery => {
+                    out.events.push(ChargingEvent::Door(DoorEvent::Done));
+                    let deadline = after(now, r.policy.start_timeout_s);
+                    out.events.push(ChargingEvent::BatteryAccepted {
+                        battery: b,
+                        at: now,
+                        deadline,
+                    });
+                    out.effects
+                        .push(ChargingEffect::SendStart { point: r.point });
+                }
+                _ => {
+                    let reason = if battery.is_none() {
+                        ChargingReason::BatteryNotRecognised
+                    } else {
+                        ChargingReason::BatteryNotRiders
+                    };
+                    self.not_charged(out, reason, now, true);
+                }
+            },
+            (DoorOutcome::OpenFailed { .. }, ChargingPhase::Inserting) => {
+                self.not_charged(out, ChargingReason::DoorFailed, now, true)
+            }
+            (DoorOutcome::Expired { .. }, ChargingPhase::Inserting) => {
+                self.not_charged(out, ChargingReason::InsertTimeout, now, true)
+            }
+            (DoorOutcome::Taken { .. }, ChargingPhase::Collecting) => {
+                out.events.push(ChargingEvent::Collected { at: now });
+                self.end_doors(out, ctx, now);
+            }
+            // locked by the door rules (door fault, not taken, foreign)
+            (
+                DoorOutcome::OpenFailed { .. } | DoorOutcome::Expired { .. },
+                ChargingPhase::Collecting,
+            ) => {
+                out.events.push(ChargingEvent::Uncollected { at: now });
+                self.end_doors(out, ctx, now);
+            }
+            (DoorOutcome::Reopened { slot, .. }, _) => {
+                self.notify_door(out, DoorNotice::TakeBackBattery { slot })
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_collect(
+        &self,
+        rider: RiderId,
+        ctx: Option<&DoorCtx>,
+        now: Timestamp,
+        out: &mut Out,
+    ) -> Result<(), ChargingError> {
+        let r = self.request.as_ref().ok_or(ChargingError::NotStarted)?;
+        let (Some(ctx), Some(slot)) = (ctx, self.slot()) else {
+            return Err(ChargingError::NotAllowed {
+                command: "collect".into(),
+                phase: "a pile session (nothing to collect)".into(),
+            });
+        };
+        if rider != r.rider {
+            return Err(ChargingError::Invalid {
+                field: "rider".into(),
+                expected: format!("rider {}, the session's", r.rider.0),
+            });
+        }
+        match self.phase {
+            // the door is already open for it
+            ChargingPhase::Collecting if self.doors.op().is_some() => {}
+            ChargingPhase::Collecting => {
+                out.events.push(ChargingEvent::CollectRequested);
+                let secs = r.policy.door.take_timeout_s;
+                let op = DoorOp::take(
+                    slot,
+                    self.battery_in_slot().flatten(),
+                    secs,
+                    after(now, secs),
+                )
+                .reopening_once()
+                .locking_if_left(LockReason::NotTaken);
+                Doors::open(ctx, op, out);
+                self.notify_door(out, DoorNotice::TakeBackBattery { slot });
+            }
+            ChargingPhase::Closed => {} // collected already
+            p => return Err(not_allowed("collect", p)),
+        }
+        Ok(())
     }
 
     fn on_start(
@@ -892,6 +1361,22 @@ impl ChargingSession {
                 expected: "at least one second".into(),
             });
         }
+        let ctx = door_ctx(r);
+        if ctx.is_some() {
+            if r.battery.is_none() {
+                return Err(ChargingError::Invalid {
+                    field: "battery".into(),
+                    expected: "the rider's battery, required at a cabinet slot".into(),
+                });
+            }
+            let d = &r.policy.door;
+            if d.insert_timeout_s == 0 || d.take_timeout_s == 0 || r.policy.collect_timeout_s == 0 {
+                return Err(ChargingError::Invalid {
+                    field: "policy door and collect timeouts".into(),
+                    expected: "at least one second".into(),
+                });
+            }
+        }
         let short = match (hold, available) {
             (Some(h), Some(a)) => {
                 a.checked_cmp(&h).map_err(|e| ChargingError::Invalid {
@@ -922,10 +1407,15 @@ impl ChargingSession {
                 order: r.order,
                 outcome: ChargingOutcome::NotCharged { reason },
             });
-            out.deadline = Some(None);
             return Ok(());
         }
-        let deadline = after(now, r.policy.start_timeout_s);
+        // At a cabinet slot the rider first puts the battery in (the
+        // deadline is the insertion's); at a pile the start goes out now.
+        let secs = match ctx {
+            Some(_) => r.policy.door.insert_timeout_s,
+            None => r.policy.start_timeout_s,
+        };
+        let deadline = after(now, secs);
         out.events.push(ChargingEvent::Requested {
             request: r.clone(),
             deadline,
@@ -937,9 +1427,19 @@ impl ChargingSession {
                 amount: h,
             });
         }
-        out.effects
-            .push(ChargingEffect::SendStart { point: r.point });
-        out.deadline = Some(Some(deadline));
+        match (&ctx, r.point) {
+            (Some(ctx), ChargePoint::CabinetSlot { slot, .. }) => {
+                Doors::open(ctx, DoorOp::put(slot, secs, deadline), out);
+                out.effects.push(ChargingEffect::NotifyDoor {
+                    rider: r.rider,
+                    order: r.order,
+                    notice: DoorNotice::InsertBattery { slot },
+                });
+            }
+            _ => out
+                .effects
+                .push(ChargingEffect::SendStart { point: r.point }),
+        }
         Ok(())
     }
 
@@ -962,7 +1462,6 @@ impl ChargingSession {
         out.effects.push(ChargingEffect::SendStop {
             point: self.point()?,
         });
-        out.deadline = Some(Some(deadline));
         Ok(())
     }
 
@@ -979,7 +1478,6 @@ impl ChargingSession {
             started_at: self.started_at.unwrap_or(now),
             stopped_at: now,
         });
-        out.deadline = Some(None);
     }
 
     fn on_device(
@@ -996,7 +1494,6 @@ impl ChargingSession {
                     at: now,
                     deadline: after(now, policy.meter_stall_s),
                 });
-                out.deadline = Some(Some(after(now, policy.meter_stall_s)));
             }
             (ChargingPhase::Starting, ChargerEvent::StartFailed) => {
                 self.not_charged(out, ChargingReason::StartFailed, now, true);
@@ -1015,7 +1512,6 @@ impl ChargingSession {
                     at: now,
                     deadline,
                 });
-                out.deadline = Some(Some(deadline));
             }
             (
                 ChargingPhase::Charging | ChargingPhase::Stopping,
@@ -1038,7 +1534,6 @@ impl ChargingSession {
                     at: now,
                     deadline: Some(deadline),
                 });
-                out.deadline = Some(Some(deadline));
             }
             (ChargingPhase::Charging, ChargerEvent::Online) if self.offline_since.is_some() => {
                 let deadline = after(now, policy.meter_stall_s);
@@ -1047,7 +1542,6 @@ impl ChargingSession {
                     at: now,
                     deadline: Some(deadline),
                 });
-                out.deadline = Some(Some(deadline));
             }
             _ => {} // duplicated, stale or late: nothing to do
         }
@@ -1064,15 +1558,27 @@ impl ChargingSession {
                 self.not_charged(out, ChargingReason::Cancelled, now, true);
                 Ok(())
             }
+            ChargingPhase::Inserting => {
+                // nothing started yet: the rider changed their mind
+                self.not_charged(out, ChargingReason::Cancelled, now, true);
+                Ok(())
+            }
             ChargingPhase::Charging => self.stop_now(out, by, now),
-            ChargingPhase::Stopping | ChargingPhase::Pricing | ChargingPhase::Closed => Ok(()),
+            ChargingPhase::Stopping
+            | ChargingPhase::Pricing
+            | ChargingPhase::Closed
+            | ChargingPhase::Collecting
+            | ChargingPhase::Uncollected => Ok(()),
         }
     }
 
     fn on_priced(&self, amount: Money, now: Timestamp, out: &mut Out) -> Result<(), ChargingError> {
         match self.phase {
             ChargingPhase::Pricing => {}
-            ChargingPhase::Closed => return Ok(()), // duplicated answer
+            // duplicated answer
+            ChargingPhase::Closed | ChargingPhase::Collecting | ChargingPhase::Uncollected => {
+                return Ok(());
+            }
             p => return Err(not_allowed("priced", p)),
         }
         if amount.is_negative() {
@@ -1149,13 +1655,27 @@ impl ChargingSession {
                 amount: charged,
             },
         });
-        out.deadline = Some(None);
+        // At a cabinet slot the charged battery waits for the rider.
+        if let Some(ctx) = door_ctx(r) {
+            if self.holds_battery() {
+                let until = after(now, r.policy.collect_timeout_s);
+                out.events.push(ChargingEvent::AwaitingCollection { until });
+            } else {
+                self.end_doors(out, &ctx, now);
+            }
+        }
         Ok(())
     }
 
     fn on_tick(&self, now: Timestamp, out: &mut Out) -> Result<(), ChargingError> {
         if self.phase == ChargingPhase::Idle {
             return Err(ChargingError::NotStarted);
+        }
+        let ctx = self.request.as_ref().and_then(door_ctx);
+        if let Some(ctx) = &ctx {
+            if let Some(o) = self.doors.on_tick(now, ctx, out) {
+                return self.on_door(o, ctx, now, out);
+            }
         }
         let Some(deadline) = self.deadline else {
             return Ok(());
@@ -1199,7 +1719,19 @@ impl ChargingSession {
                     now,
                 );
             }
-            ChargingPhase::Idle | ChargingPhase::Pricing | ChargingPhase::Closed => {}
+            ChargingPhase::Collecting => {
+                // the rider never came for the battery: lock the slot
+                if let (Some(ctx), Some(slot)) = (&ctx, self.slot()) {
+                    Doors::lock(ctx, slot, LockReason::NotTaken, out);
+                    out.events.push(ChargingEvent::Uncollected { at: now });
+                    self.end_doors(out, ctx, now);
+                }
+            }
+            ChargingPhase::Idle
+            | ChargingPhase::Pricing
+            | ChargingPhase::Closed
+            | ChargingPhase::Inserting
+            | ChargingPhase::Uncollected => {}
         }
         Ok(())
     }
@@ -1236,6 +1768,7 @@ mod tests {
             point_busy: false,
             auth,
             policy: ChargingPolicy::default(),
+            battery: None,
         }
     }
     fn preauth() -> Authorization {
@@ -1730,6 +2263,7 @@ mod ledger_tests {
                 point_busy: false,
                 auth: Authorization::Wallet { hold, available: hold },
                 policy: ChargingPolicy::default(),
+                battery: None,
             })];
             let mut energy = 0;
             for o in ops {
@@ -1777,3 +2311,8 @@ mod ledger_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod cabinet_tests;
+#[cfg(test)]
+mod props;

@@ -219,11 +219,16 @@ impl<'a> From<&'a ChargingEffect> for Work<'a> {
             ChargingEffect::RefundPayment { order, amount } => Work::Refund(*order, *amount),
             ChargingEffect::SplitRevenue { order, amount } => Work::Split(*order, *amount),
             ChargingEffect::ReverseRevenue { .. } => Work::Unsplit,
+            ChargingEffect::CustodyMove(m) => Work::Custody(m),
             ChargingEffect::SendStart { .. }
             | ChargingEffect::SendStop { .. }
             | ChargingEffect::RequestPrice { .. }
             | ChargingEffect::NotifyRider { .. }
-            | ChargingEffect::RaiseAlert { .. } => Work::Host,
+            | ChargingEffect::RaiseAlert { .. }
+            | ChargingEffect::OpenDoor { .. }
+            | ChargingEffect::LockSlot { .. }
+            | ChargingEffect::CabinetAlert { .. }
+            | ChargingEffect::NotifyDoor { .. } => Work::Host,
         }
     }
 }
@@ -646,7 +651,12 @@ impl Executor {
                 },
                 now,
             ),
-            RentalEffect::NotifyRider { .. } | RentalEffect::RaiseAlert { .. } => Carried::Host,
+            RentalEffect::NotifyRider { .. }
+            | RentalEffect::RaiseAlert { .. }
+            | RentalEffect::OpenDoor { .. }
+            | RentalEffect::LockSlot { .. }
+            | RentalEffect::CabinetAlert { .. }
+            | RentalEffect::NotifyDoor { .. } => Carried::Host,
         }
     }
 

@@ -4,8 +4,9 @@
 //! vectors in `tests/vectors/flows/` use this, so bindings replaying the same
 //! files agree with Rust.
 //!
-//! Custody moves among the effects are recorded in a custody book seeded
-//! from the scenario, so a scenario shows where every battery ends up.
+//! Custody moves among the effects (swap, charging at a cabinet slot,
+//! rental) are recorded in a custody book seeded from the scenario, so a
+//! scenario shows where every battery ends up.
 //!
 //! ```
 //! use chargeswap_core::flow::{run, Scenario};
@@ -243,7 +244,7 @@ pub fn run(scenario: &Scenario) -> FlowOutput {
             utc_offset_s,
         } => {
             let mut errs = Vec::new();
-            let book = seed(custody, &mut errs);
+            let mut book = seed(custody, &mut errs);
             let compiled = tariff.as_ref().map(|t| t.compile());
             let mut s = ChargingSession::new();
             let mut out = Vec::new();
@@ -258,6 +259,11 @@ pub fn run(scenario: &Scenario) -> FlowOutput {
                                 .effects
                                 .iter()
                                 .any(|e| matches!(e, ChargingEffect::RequestPrice { .. }));
+                            let moves = d.effects.iter().filter_map(|e| match e {
+                                ChargingEffect::CustodyMove(m) => Some(m),
+                                _ => None,
+                            });
+                            let custody_errors = record_moves(&mut book, moves, st.at);
                             match (&compiled, asks) {
                                 (Some(Ok(c)), true) => match s.price(c, *utc_offset_s) {
                                     Ok(q) => inputs.push(ChargingInput::Priced { amount: q.total }),
@@ -275,7 +281,7 @@ pub fn run(scenario: &Scenario) -> FlowOutput {
                                 effects: d.effects,
                                 next_deadline: d.next_deadline,
                                 error: None,
-                                custody_errors: Vec::new(),
+                                custody_errors,
                             }
                         }
                         Err(e) => failed(st.at, e, s.next_deadline()),

@@ -15,6 +15,7 @@
 //! - [`numbering`]: the device numbering plan and a number allocator.
 //! - [`custody`]: battery custody, where every battery is and why it moved.
 //! - [`cabinet`]: the normalized cabinet events and snapshots the machines consume.
+//! - [`door`]: the cabinet door sub-machine (put or take a battery, reopen once, lock, custody) the machines share.
 //! - [`swap`]: the swap session (换电) state machine.
 //! - [`charging`]: the charging session (充电) state machine.
 //! - [`rental`]: the battery rental (租电) state machine.
@@ -50,6 +51,7 @@ pub mod wallet;
 pub mod cabinet;
 pub mod charging;
 pub mod custody;
+pub mod door;
 pub mod executor;
 pub mod flow;
 pub mod order;

@@ -552,9 +552,15 @@ pub fn charging_view(s: &ChargingSession) -> OrderUpdate {
         phase,
         status,
         // charging itself may last hours; the machine watches its progress
+        // (an uncollected battery locked in a cabinet slot needs operations:
+        // it is flagged like a stuck order)
         transient: matches!(
             s.phase(),
-            ChargingPhase::Starting | ChargingPhase::Stopping | ChargingPhase::Pricing
+            ChargingPhase::Starting
+                | ChargingPhase::Stopping
+                | ChargingPhase::Pricing
+                | ChargingPhase::Inserting
+                | ChargingPhase::Uncollected
         ),
         amount,
         money,
@@ -577,7 +583,11 @@ pub fn rental_view(r: &Rental) -> OrderUpdate {
         status,
         transient: matches!(
             r.phase(),
-            RentalPhase::AwaitingDeposit | RentalPhase::AwaitingIssue | RentalPhase::Inspecting
+            RentalPhase::AwaitingDeposit
+                | RentalPhase::AwaitingIssue
+                | RentalPhase::Inspecting
+                | RentalPhase::Issuing
+                | RentalPhase::Returning
         ),
         amount: None,
         money,

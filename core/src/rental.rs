@@ -53,6 +53,21 @@
 //! Same shape as [`crate::swap`]: `handle` decides, `apply` folds, `step`
 //! does both; replaying the events rebuilds the rental.
 //!
+//! At a cabinet the machine drives the doors through the shared
+//! [`crate::door`] rules. Issue ([`RentalInput::IssueAtCabinet`]): the best
+//! full battery of an allowed model is chosen, its door opens
+//! ([`RentalPhase::Issuing`]); only once it is taken is the rental in use
+//! (custody slot → rider). Not taken: reopen once, then the slot is locked
+//! with an alert and nothing is issued; a failed door tries the next
+//! battery. Return ([`RentalInput::ReturnAtCabinet`]): an empty slot opens
+//! ([`RentalPhase::Returning`]); the battery inserted must be the rented one
+//! (custody rider → slot, then the same return as at a store: fees,
+//! inspection); a faulty or hot one is accepted and its slot quarantined; a
+//! wrong or unreadable battery is handed back (locked as foreign if left)
+//! and the rental continues; nothing inserted or a failed door (after the
+//! retries) also leaves the rental as it was. Store hand-over stays the
+//! staff's [`RentalInput::Issue`] / [`RentalInput::Return`].
+//!
 //! ```
 //! use chargeswap_core::custody::{Location, RiderId, StoreId};
 //! use chargeswap_core::numbering::DeviceNo;
@@ -84,7 +99,14 @@
 use chrono::{Duration, FixedOffset, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
-use crate::custody::{Cause, Location, MoveId, MoveRequest, Origin, RiderId, Timestamp};
+use crate::cabinet::{CabinetEvent, CabinetSnapshot};
+use crate::custody::{
+    CabinetId, Cause, Location, MoveId, MoveRequest, Origin, RiderId, SlotNo, Timestamp,
+};
+use crate::door::{
+    Candidate, DoorAlert, DoorCtx, DoorEffect, DoorEvent, DoorNotice, DoorOp, DoorOutcome,
+    DoorPolicy, DoorSink, Doors, LockReason, Quarantine, after, empty_slots, full_batteries,
+};
 use crate::money::Money;
 use crate::numbering::DeviceNo;
 use crate::package::{
@@ -203,6 +225,57 @@ pub enum RentalPhase {
     Inspecting,
     /// Closed.
     Closed,
+    /// At a cabinet: a full battery's door is open; waiting for it to be taken.
+    Issuing,
+    /// At a cabinet: an empty slot's door is open; waiting for the rented
+    /// battery (or for a refused battery to be taken back).
+    Returning,
+}
+
+/// Why a visit to a cabinet did not issue or take back the battery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CabinetFailure {
+    /// The cabinet is offline.
+    CabinetOffline,
+    /// Another session runs at the cabinet.
+    CabinetBusy,
+    /// No full battery of an allowed model.
+    NoFullBattery,
+    /// No empty slot.
+    NoEmptySlot,
+    /// The doors tried did not open.
+    DoorFailed,
+    /// The battery was not taken, even after reopening once.
+    NotTaken,
+    /// Nothing was inserted in time.
+    NotInserted,
+    /// The inserted battery's number could not be read.
+    BatteryNotRecognised,
+    /// The inserted battery is not the rented one.
+    BatteryNotRented,
+}
+
+/// Issue a battery from a cabinet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CabinetIssue {
+    /// The cabinet as last seen.
+    pub cabinet: CabinetSnapshot,
+    /// Battery models the rental allows.
+    pub allowed_models: Vec<String>,
+    /// Door timeouts and what counts as a full battery.
+    #[serde(default)]
+    pub policy: DoorPolicy,
+}
+
+/// Return the rented battery into a cabinet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CabinetReturn {
+    /// The cabinet as last seen.
+    pub cabinet: CabinetSnapshot,
+    /// Door timeouts and the temperature limit.
+    #[serde(default)]
+    pub policy: DoorPolicy,
 }
 
 /// How a rental ended.
@@ -261,6 +334,16 @@ pub enum RentalNotice {
     Overdue,
     /// Closed.
     Closed,
+    /// A cabinet did not issue the battery (the rental still waits for it).
+    IssueFailed {
+        /// Why.
+        reason: CabinetFailure,
+    },
+    /// A cabinet did not take the battery back (the rental continues).
+    ReturnFailed {
+        /// Why.
+        reason: CabinetFailure,
+    },
 }
 
 /// Work for the host.
@@ -338,6 +421,40 @@ pub enum RentalEffect {
         order: u64,
         /// The battery still with the rider.
         battery: Option<DeviceNo>,
+    },
+    /// Command a cabinet door open.
+    OpenDoor {
+        /// The cabinet.
+        cabinet: CabinetId,
+        /// The slot.
+        slot: SlotNo,
+    },
+    /// Lock a cabinet slot until operations look at it.
+    LockSlot {
+        /// The cabinet.
+        cabinet: CabinetId,
+        /// The slot.
+        slot: SlotNo,
+        /// Why.
+        reason: LockReason,
+    },
+    /// Raise a door or slot alert.
+    CabinetAlert {
+        /// The cabinet.
+        cabinet: CabinetId,
+        /// The order.
+        order: u64,
+        /// What.
+        alert: DoorAlert,
+    },
+    /// Tell the rider what to do at the door.
+    NotifyDoor {
+        /// The rider.
+        rider: RiderId,
+        /// The order.
+        order: u64,
+        /// What.
+        notice: DoorNotice,
     },
 }
 
@@ -425,6 +542,47 @@ pub enum RentalEvent {
         /// When.
         at: Timestamp,
     },
+    /// A fact about the doors and slots of a cabinet visit.
+    Door(DoorEvent),
+    /// A cabinet issue started: the candidates, best first (at most
+    /// `door_retries + 1`).
+    IssueStarted {
+        /// The cabinet.
+        cabinet: CabinetId,
+        /// Full batteries of allowed models, best first.
+        candidates: Vec<Candidate>,
+        /// Door timeouts.
+        policy: DoorPolicy,
+    },
+    /// The cabinet did not issue a battery; the rental waits for one.
+    IssueFailed {
+        /// Why.
+        reason: CabinetFailure,
+    },
+    /// A cabinet return started: the empty slots to try (at most
+    /// `door_retries + 1`).
+    ReturnStarted {
+        /// The cabinet.
+        cabinet: CabinetId,
+        /// Empty slots, in the order they will be tried.
+        empties: Vec<SlotNo>,
+        /// Door timeouts and the temperature limit.
+        policy: DoorPolicy,
+        /// The phase the rental resumes if the return fails.
+        resume: RentalPhase,
+    },
+    /// The inserted battery was refused; its door reopened to hand it back.
+    ReturnRefused {
+        /// The slot.
+        slot: SlotNo,
+        /// Why.
+        reason: CabinetFailure,
+    },
+    /// The cabinet did not take the battery back; the rental continues.
+    ReturnFailed {
+        /// Why.
+        reason: CabinetFailure,
+    },
 }
 
 /// What drives a rental.
@@ -483,6 +641,12 @@ pub enum RentalInput {
     Cancel,
     /// Time passed.
     Tick,
+    /// Issue from a cabinet: choose a full battery and open its door.
+    IssueAtCabinet(CabinetIssue),
+    /// Return into a cabinet: choose an empty slot and open its door.
+    ReturnAtCabinet(CabinetReturn),
+    /// A report of the cabinet being visited.
+    Cabinet(CabinetEvent),
 }
 
 /// The answer to one input.
@@ -551,6 +715,29 @@ pub struct Rental {
     notified: bool,
     custody_seq: u32,
     outcome: Option<RentalOutcome>,
+    /// The cabinet visit in progress (or the last one, for late messages).
+    visit: Option<Visit>,
+    /// The doors and slots of the visits at one cabinet.
+    doors: Doors,
+    /// The cabinet `doors` is about.
+    doors_at: Option<CabinetId>,
+}
+
+/// A visit to a cabinet to take or give back the battery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Visit {
+    cabinet: CabinetId,
+    policy: DoorPolicy,
+    /// Issue: the batteries to try, best first.
+    candidates: Vec<Candidate>,
+    /// Return: the empty slots to try.
+    empties: Vec<SlotNo>,
+    /// Doors opened for the battery so far.
+    tries: u8,
+    /// Return: the phase to resume if it fails.
+    resume: RentalPhase,
+    /// Return: why the inserted battery is being handed back.
+    refused: Option<CabinetFailure>,
 }
 
 impl Default for Rental {
@@ -606,6 +793,9 @@ impl Rental {
             notified: false,
             custody_seq: 0,
             outcome: None,
+            visit: None,
+            doors: Doors::new(),
+            doors_at: None,
         }
     }
 
@@ -673,8 +863,22 @@ impl Rental {
         Some((self.utc(d.at), d.kind))
     }
 
-    /// The next time a tick has something to do.
+    /// The next time a tick has something to do (the rental's clock, or a
+    /// cabinet door's).
     pub fn next_deadline(&self) -> Option<Timestamp> {
+        match (self.main_deadline(), self.doors.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The cabinet visit's doors and slots.
+    pub fn doors(&self) -> &Doors {
+        &self.doors
+    }
+
+    /// The rental's own clock: expiry notice, expiry, default.
+    fn main_deadline(&self) -> Option<Timestamp> {
         let policy = &self.request.as_ref()?.policy;
         match self.phase {
             RentalPhase::InUse => {
@@ -786,6 +990,81 @@ impl Rental {
                 self.phase = RentalPhase::Closed;
                 self.outcome = Some(outcome.clone());
             }
+            RentalEvent::Door(e) => {
+                self.custody_seq = self.custody_seq.saturating_add(e.custody_moves());
+                if let (DoorEvent::Opened { op }, Some(v)) = (e, &mut self.visit) {
+                    // a door opened for the battery (not to hand one back)
+                    let counts = match self.phase {
+                        RentalPhase::Issuing => op.kind == crate::door::OpKind::Take,
+                        RentalPhase::Returning => op.kind == crate::door::OpKind::Put,
+                        _ => false,
+                    };
+                    if counts {
+                        v.tries = v.tries.saturating_add(1);
+                    }
+                }
+                self.doors.apply(e);
+            }
+            RentalEvent::IssueStarted {
+                cabinet,
+                candidates,
+                policy,
+            } => {
+                self.phase = RentalPhase::Issuing;
+                self.visit = Some(Visit {
+                    cabinet: *cabinet,
+                    policy: policy.clone(),
+                    candidates: candidates.clone(),
+                    empties: Vec::new(),
+                    tries: 0,
+                    resume: RentalPhase::AwaitingIssue,
+                    refused: None,
+                });
+                self.new_visit(*cabinet);
+            }
+            RentalEvent::IssueFailed { .. } => {
+                if self.phase == RentalPhase::Issuing {
+                    self.phase = RentalPhase::AwaitingIssue;
+                }
+            }
+            RentalEvent::ReturnStarted {
+                cabinet,
+                empties,
+                policy,
+                resume,
+            } => {
+                self.phase = RentalPhase::Returning;
+                self.visit = Some(Visit {
+                    cabinet: *cabinet,
+                    policy: policy.clone(),
+                    candidates: Vec::new(),
+                    empties: empties.clone(),
+                    tries: 0,
+                    resume: *resume,
+                    refused: None,
+                });
+                self.new_visit(*cabinet);
+            }
+            RentalEvent::ReturnRefused { reason, .. } => {
+                if let Some(v) = &mut self.visit {
+                    v.refused = Some(*reason);
+                }
+            }
+            RentalEvent::ReturnFailed { .. } => {
+                if let (RentalPhase::Returning, Some(v)) = (self.phase, &mut self.visit) {
+                    self.phase = v.resume;
+                    v.refused = None;
+                }
+            }
+        }
+    }
+
+    /// A visit keeps what the last visit at the same cabinet knew about its
+    /// slots (late messages are still followed); another cabinet starts afresh.
+    fn new_visit(&mut self, cabinet: CabinetId) {
+        if self.doors_at != Some(cabinet) {
+            self.doors = Doors::new();
+            self.doors_at = Some(cabinet);
         }
     }
 
@@ -1070,7 +1349,18 @@ impl Rental {
                 self.notify(&mut out, RentalNotice::Closed);
             }
             (RentalInput::Tick, P::Idle) => return Err(RentalError::NotStarted),
-            (RentalInput::Tick, _) => self.on_tick(&mut out, now)?,
+            (RentalInput::Tick, _) => {
+                self.door_tick(&mut out, now)?;
+                self.on_tick(&mut out, now)?
+            }
+            (RentalInput::IssueAtCabinet(ci), P::AwaitingIssue) => {
+                self.issue_at_cabinet(ci, now, &mut out)?
+            }
+            (RentalInput::ReturnAtCabinet(cr), P::InUse | P::Overdue | P::Frozen) => {
+                self.return_at_cabinet(cr, now, &mut out)?
+            }
+            (RentalInput::Cabinet(_), P::Idle) => return Err(RentalError::NotStarted),
+            (RentalInput::Cabinet(ev), _) => self.on_cabinet(ev, now, &mut out)?,
             (RentalInput::Inspect(_), P::Closed)
             | (RentalInput::Return { .. }, P::Inspecting | P::Closed)
             | (RentalInput::Issue { .. }, P::InUse)
@@ -1090,6 +1380,9 @@ impl Rental {
                     RentalInput::Replace { .. } => "replace",
                     RentalInput::Cancel => "cancel",
                     RentalInput::Tick => "tick",
+                    RentalInput::IssueAtCabinet(_) => "issue_at_cabinet",
+                    RentalInput::ReturnAtCabinet(_) => "return_at_cabinet",
+                    RentalInput::Cabinet(_) => "cabinet",
                 };
                 return Err(self.not_allowed(name));
             }
@@ -1227,7 +1520,7 @@ impl Rental {
     }
 
     fn on_tick(&self, out: &mut Out, now: Timestamp) -> Result<(), RentalError> {
-        let Some(due) = self.next_deadline() else {
+        let Some(due) = self.main_deadline() else {
             return Ok(());
         };
         if now < due {
@@ -1270,5 +1563,413 @@ impl Rental {
     }
 }
 
+/// Door facts go into the rental decision as [`RentalEvent::Door`]; door
+/// effects map onto the rental effects of the same name.
+struct Sink<'a> {
+    out: &'a mut Out,
+    cabinet: CabinetId,
+    order: u64,
+}
+
+impl DoorSink for Sink<'_> {
+    fn event(&mut self, e: DoorEvent) {
+        self.out.events.push(RentalEvent::Door(e));
+    }
+    fn effect(&mut self, e: DoorEffect) {
+        self.out.effects.push(match e {
+            DoorEffect::OpenDoor { cabinet, slot } => RentalEffect::OpenDoor { cabinet, slot },
+            DoorEffect::LockSlot {
+                cabinet,
+                slot,
+                reason,
+            } => RentalEffect::LockSlot {
+                cabinet,
+                slot,
+                reason,
+            },
+            DoorEffect::CustodyMove(m) => RentalEffect::CustodyMove(m),
+            DoorEffect::Alert(alert) => RentalEffect::CabinetAlert {
+                cabinet: self.cabinet,
+                order: self.order,
+                alert,
+            },
+        });
+    }
+    fn next_move(&mut self) -> u32 {
+        let n = self.out.custody_seq;
+        self.out.custody_seq = n.saturating_add(1);
+        n
+    }
+}
+
+/// Issue and return at a cabinet: the door work around the store paths.
+impl Rental {
+    fn sink<'a>(out: &'a mut Out, ctx: &DoorCtx) -> Sink<'a> {
+        Sink {
+            out,
+            cabinet: ctx.cabinet,
+            order: ctx.order,
+        }
+    }
+
+    /// Who the door rules act for at `cabinet`.
+    fn ctx_at(&self, cabinet: CabinetId, policy: &DoorPolicy) -> Result<DoorCtx, RentalError> {
+        let r = self.req()?;
+        Ok(DoorCtx {
+            cabinet,
+            order: r.order,
+            rider: r.rider,
+            rider_battery: self.battery,
+            cause: Cause::Rental { order: r.order },
+            close_timeout_s: policy.door_close_timeout_s,
+        })
+    }
+
+    fn door_ctx(&self) -> Option<DoorCtx> {
+        let v = self.visit.as_ref()?;
+        self.ctx_at(v.cabinet, &v.policy).ok()
+    }
+
+    fn notify_door(&self, out: &mut Out, notice: DoorNotice) {
+        if let Some(r) = &self.request {
+            out.effects.push(RentalEffect::NotifyDoor {
+                rider: r.rider,
+                order: r.order,
+                notice,
+            });
+        }
+    }
+
+    fn check_policy(p: &DoorPolicy) -> Result<(), RentalError> {
+        if p.insert_timeout_s == 0 || p.take_timeout_s == 0 {
+            return Err(invalid("policy timeouts", "at least one second"));
+        }
+        Ok(())
+    }
+
+    /// Why a cabinet cannot serve this rental now, if it cannot.
+    fn unusable(&self, snap: &CabinetSnapshot) -> Result<Option<CabinetFailure>, RentalError> {
+        let order = self.req()?.order;
+        Ok(if !snap.online {
+            Some(CabinetFailure::CabinetOffline)
+        } else if snap.busy_with.is_some_and(|o| o != order) {
+            Some(CabinetFailure::CabinetBusy)
+        } else {
+            None
+        })
+    }
+
+    fn issue_at_cabinet(
+        &self,
+        ci: &CabinetIssue,
+        now: Timestamp,
+        out: &mut Out,
+    ) -> Result<(), RentalError> {
+        Rental::check_policy(&ci.policy)?;
+        let snap = &ci.cabinet;
+        let p = &ci.policy;
+        let mut candidates = full_batteries(
+            snap,
+            &ci.allowed_models,
+            p.min_full_soc,
+            p.max_temperature_c,
+            None,
+        );
+        // only the first `door_retries + 1` can ever be tried
+        candidates.truncate(usize::from(p.door_retries).saturating_add(1));
+        let failure = self.unusable(snap)?;
+        let (Some(first), None) = (candidates.first().copied(), failure) else {
+            let reason = failure.unwrap_or(CabinetFailure::NoFullBattery);
+            out.events.push(RentalEvent::IssueFailed { reason });
+            self.notify(out, RentalNotice::IssueFailed { reason });
+            return Ok(());
+        };
+        out.events.push(RentalEvent::IssueStarted {
+            cabinet: snap.cabinet,
+            candidates,
+            policy: p.clone(),
+        });
+        let ctx = self.ctx_at(snap.cabinet, p)?;
+        self.open_take(out, &ctx, first, p, now);
+        Ok(())
+    }
+
+    /// Opens a full battery's door: reopen once if it is not taken, then lock.
+    fn open_take(
+        &self,
+        out: &mut Out,
+        ctx: &DoorCtx,
+        c: Candidate,
+        p: &DoorPolicy,
+        now: Timestamp,
+    ) {
+        let secs = p.take_timeout_s;
+        let op = DoorOp::take(c.slot, Some(c.battery), secs, after(now, secs))
+            .reopening_once()
+            .locking_if_left(LockReason::NotTaken);
+        Doors::open(ctx, op, &mut Rental::sink(out, ctx));
+        self.notify_door(out, DoorNotice::TakeBattery { slot: c.slot });
+    }
+
+    fn return_at_cabinet(
+        &self,
+        cr: &CabinetReturn,
+        now: Timestamp,
+        out: &mut Out,
+    ) -> Result<(), RentalError> {
+        Rental::check_policy(&cr.policy)?;
+        if self.battery.is_none() {
+            return Err(self.not_allowed("return_at_cabinet"));
+        }
+        let snap = &cr.cabinet;
+        let p = &cr.policy;
+        let mut empties = empty_slots(snap);
+        empties.truncate(usize::from(p.door_retries).saturating_add(1));
+        let failure = self.unusable(snap)?;
+        let (Some(first), None) = (empties.first().copied(), failure) else {
+            let reason = failure.unwrap_or(CabinetFailure::NoEmptySlot);
+            out.events.push(RentalEvent::ReturnFailed { reason });
+            self.notify(out, RentalNotice::ReturnFailed { reason });
+            return Ok(());
+        };
+        out.events.push(RentalEvent::ReturnStarted {
+            cabinet: snap.cabinet,
+            empties,
+            policy: p.clone(),
+            resume: self.phase,
+        });
+        let ctx = self.ctx_at(snap.cabinet, p)?;
+        self.open_put(out, &ctx, first, p, now);
+        Ok(())
+    }
+
+    fn open_put(&self, out: &mut Out, ctx: &DoorCtx, slot: SlotNo, p: &DoorPolicy, now: Timestamp) {
+        let secs = p.insert_timeout_s;
+        let op = DoorOp::put(slot, secs, after(now, secs));
+        Doors::open(ctx, op, &mut Rental::sink(out, ctx));
+        self.notify_door(out, DoorNotice::InsertBattery { slot });
+    }
+
+    fn on_cabinet(
+        &self,
+        ev: &CabinetEvent,
+        now: Timestamp,
+        out: &mut Out,
+    ) -> Result<(), RentalError> {
+        let Some(ctx) = self.door_ctx() else {
+            return Err(RentalError::NotAllowed {
+                command: "cabinet".into(),
+                phase: format!("{} with no cabinet visit", phase_name(self.phase)),
+            });
+        };
+        if ev.cabinet != ctx.cabinet {
+            return Err(invalid(
+                "cabinet",
+                format!("reports of cabinet {}, the one visited", ctx.cabinet.0),
+            ));
+        }
+        if let Some(o) = self
+            .doors
+            .on_device(ev, now, &ctx, &mut Rental::sink(out, &ctx))
+        {
+            self.on_door(o, &ctx, now, out)?;
+        }
+        Ok(())
+    }
+
+    fn door_tick(&self, out: &mut Out, now: Timestamp) -> Result<(), RentalError> {
+        let Some(ctx) = self.door_ctx() else {
+            return Ok(());
+        };
+        if let Some(o) = self.doors.on_tick(now, &ctx, &mut Rental::sink(out, &ctx)) {
+            self.on_door(o, &ctx, now, out)?;
+        }
+        Ok(())
+    }
+
+    /// Carries out a store command (`Issue`, `Return`) as the rental would
+    /// in `phase`, after this decision's events: the same events, fees and
+    /// money effects, without its custody move (the door rules recorded the
+    /// battery's movement already).
+    fn as_at_store(
+        &self,
+        out: &mut Out,
+        input: &RentalInput,
+        phase: RentalPhase,
+        now: Timestamp,
+    ) -> Result<(), RentalError> {
+        let mut probe = self.clone();
+        for e in &out.events {
+            probe.apply(e);
+        }
+        probe.phase = phase;
+        let d = probe.handle(input, now)?;
+        out.events.extend(d.events);
+        out.effects.extend(
+            d.effects
+                .into_iter()
+                .filter(|e| !matches!(e, RentalEffect::CustodyMove(_))),
+        );
+        Ok(())
+    }
+
+    /// The visit's door work is over: watch a door left open.
+    fn end_doors(&self, out: &mut Out, ctx: &DoorCtx, now: Timestamp) {
+        let mut d = self.doors.clone();
+        for e in &out.events {
+            if let RentalEvent::Door(e) = e {
+                d.apply(e);
+            }
+        }
+        let watch = d
+            .open_after(|_| None)
+            .then(|| after(now, ctx.close_timeout_s));
+        out.events
+            .push(RentalEvent::Door(DoorEvent::Ended { watch }));
+    }
+
+    fn fail_issue(&self, out: &mut Out, ctx: &DoorCtx, reason: CabinetFailure, now: Timestamp) {
+        out.events.push(RentalEvent::IssueFailed { reason });
+        self.notify(out, RentalNotice::IssueFailed { reason });
+        self.end_doors(out, ctx, now);
+    }
+
+    fn fail_return(&self, out: &mut Out, ctx: &DoorCtx, reason: CabinetFailure, now: Timestamp) {
+        out.events.push(RentalEvent::ReturnFailed { reason });
+        self.notify(out, RentalNotice::ReturnFailed { reason });
+        self.end_doors(out, ctx, now);
+    }
+
+    /// What a door outcome means for the visit.
+    fn on_door(
+        &self,
+        o: DoorOutcome,
+        ctx: &DoorCtx,
+        now: Timestamp,
+        out: &mut Out,
+    ) -> Result<(), RentalError> {
+        let Some(v) = &self.visit else {
+            return Ok(());
+        };
+        let slot_loc = |slot| Location::Slot {
+            cabinet: ctx.cabinet,
+            slot,
+        };
+        match (o, self.phase) {
+            // ----- issue
+            (DoorOutcome::Taken { slot }, RentalPhase::Issuing) => {
+                let Some(c) = v.candidates.iter().find(|c| c.slot == slot) else {
+                    return Ok(());
+                };
+                out.events.push(RentalEvent::Door(DoorEvent::Done));
+                let issue = RentalInput::Issue {
+                    battery: c.battery,
+                    from: slot_loc(slot),
+                };
+                self.as_at_store(out, &issue, RentalPhase::AwaitingIssue, now)?;
+                self.end_doors(out, ctx, now);
+            }
+            (DoorOutcome::OpenFailed { slot }, RentalPhase::Issuing) => {
+                // locked (door fault) by the door rules: try the next battery
+                // candidates are tried in order: the first `tries` were opened
+                let next = v
+                    .candidates
+                    .iter()
+                    .skip(usize::from(v.tries))
+                    .find(|c| c.slot != slot && !self.doors.is_locked(c.slot))
+                    .copied();
+                match next {
+                    Some(c) if v.tries <= v.policy.door_retries => {
+                        self.open_take(out, ctx, c, &v.policy, now)
+                    }
+                    _ => self.fail_issue(out, ctx, CabinetFailure::DoorFailed, now),
+                }
+            }
+            // not taken after the reopen: locked by the door rules
+            (DoorOutcome::Expired { .. }, RentalPhase::Issuing) => {
+                self.fail_issue(out, ctx, CabinetFailure::NotTaken, now)
+            }
+            (DoorOutcome::Reopened { slot, .. }, RentalPhase::Issuing) => {
+                self.notify_door(out, DoorNotice::TakeBattery { slot })
+            }
+            // ----- return
+            (DoorOutcome::Inserted { slot, battery, bms }, RentalPhase::Returning) => {
+                match battery {
+                    Some(b) if Some(b) == self.battery => {
+                        if let Some(q) =
+                            bms.and_then(|m| Quarantine::of(&m, v.policy.max_temperature_c))
+                        {
+                            // accepted, but never handed out again until checked
+                            let mut sink = Rental::sink(out, ctx);
+                            Doors::lock(ctx, slot, LockReason::Quarantine, &mut sink);
+                            sink.effect(DoorEffect::Alert(DoorAlert::BatteryQuarantined {
+                                slot,
+                                battery: b,
+                                reason: q,
+                            }));
+                        }
+                        out.events.push(RentalEvent::Door(DoorEvent::Done));
+                        let ret = RentalInput::Return { to: slot_loc(slot) };
+                        self.as_at_store(out, &ret, v.resume, now)?;
+                        self.end_doors(out, ctx, now);
+                    }
+                    _ => {
+                        let reason = if battery.is_none() {
+                            CabinetFailure::BatteryNotRecognised
+                        } else {
+                            CabinetFailure::BatteryNotRented
+                        };
+                        out.events.push(RentalEvent::ReturnRefused { slot, reason });
+                        let secs = v.policy.take_timeout_s;
+                        let op = DoorOp::take(slot, battery, secs, after(now, secs))
+                            .locking_on_fail(LockReason::ForeignBattery)
+                            .locking_if_left(LockReason::ForeignBattery);
+                        Doors::open(ctx, op, &mut Rental::sink(out, ctx));
+                        self.notify_door(out, DoorNotice::TakeBackBattery { slot });
+                    }
+                }
+            }
+            // the refused battery taken back
+            (DoorOutcome::Taken { .. }, RentalPhase::Returning) => {
+                let reason = v.refused.unwrap_or(CabinetFailure::BatteryNotRented);
+                self.fail_return(out, ctx, reason, now);
+            }
+            (DoorOutcome::OpenFailed { slot }, RentalPhase::Returning) if v.refused.is_none() => {
+                // locked (door fault) by the door rules: try the next empty slot
+                // empty slots are tried in order: the first `tries` were opened
+                let next = v
+                    .empties
+                    .iter()
+                    .copied()
+                    .skip(usize::from(v.tries))
+                    .find(|e| *e != slot && !self.doors.is_locked(*e));
+                match next {
+                    Some(n) if v.tries <= v.policy.door_retries => {
+                        self.open_put(out, ctx, n, &v.policy, now)
+                    }
+                    _ => self.fail_return(out, ctx, CabinetFailure::DoorFailed, now),
+                }
+            }
+            // the refused battery left behind (or its door failed): locked as foreign
+            (
+                DoorOutcome::OpenFailed { .. } | DoorOutcome::Expired { .. },
+                RentalPhase::Returning,
+            ) if v.refused.is_some() => {
+                let reason = v.refused.unwrap_or(CabinetFailure::BatteryNotRented);
+                self.fail_return(out, ctx, reason, now);
+            }
+            (DoorOutcome::Expired { .. }, RentalPhase::Returning) => {
+                self.fail_return(out, ctx, CabinetFailure::NotInserted, now)
+            }
+            _ => {} // late: the door rules followed custody already
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod cabinet_tests;
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -68,15 +68,18 @@
 
 use std::sync::Arc;
 
-use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-use crate::cabinet::{BmsSummary, CabinetEvent, CabinetSnapshot, DeviceEvent, SlotState};
-use crate::custody::{
-    CabinetId, Cause, Location, MoveId, MoveRequest, Origin, RiderId, SlotNo, Timestamp,
+use crate::cabinet::{BmsSummary, CabinetEvent, CabinetSnapshot};
+use crate::custody::{CabinetId, Cause, MoveRequest, RiderId, SlotNo, Timestamp};
+use crate::door::{
+    DoorAlert, DoorCtx, DoorEffect, DoorEvent, DoorOp, DoorOutcome, DoorSink, Doors, after,
+    empty_slots, full_batteries,
 };
 use crate::money::Money;
 use crate::numbering::DeviceNo;
+
+pub use crate::door::{Candidate, LockReason, Quarantine};
 
 /// Timeouts and thresholds of a swap session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,17 +164,6 @@ pub struct SwapRequest {
     pub policy: SwapPolicy,
 }
 
-/// A full battery the session may dispense.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Candidate {
-    /// Its slot.
-    pub slot: SlotNo,
-    /// The battery.
-    pub battery: DeviceNo,
-    /// Its SOC, percent.
-    pub soc: u8,
-}
-
 /// Why a session was refused, failed or ended without a swap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -214,16 +206,6 @@ pub enum Reason {
     CancelledByRider,
     /// The rider did not take their own battery back.
     OwnNotCollected,
-}
-
-/// Why a returned battery was quarantined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Quarantine {
-    /// The BMS reports faults.
-    Faulty,
-    /// Hotter than the policy allows.
-    OverTemperature,
 }
 
 /// How a session ended.
@@ -384,18 +366,25 @@ pub enum Alert {
     },
 }
 
-/// Why a slot is locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LockReason {
-    /// Its door failed.
-    DoorFault,
-    /// A battery in it was not taken.
-    NotTaken,
-    /// A quarantined battery is in it.
-    Quarantine,
-    /// A battery that is not the rider's is in it.
-    ForeignBattery,
+impl From<DoorAlert> for Alert {
+    fn from(a: DoorAlert) -> Alert {
+        match a {
+            DoorAlert::DoorFailed { slot } => Alert::DoorFailed { slot },
+            DoorAlert::BatteryNotTaken { slot } => Alert::BatteryNotTaken { slot },
+            DoorAlert::ForeignBatteryRetained { slot } => Alert::ForeignBatteryRetained { slot },
+            DoorAlert::BatteryQuarantined {
+                slot,
+                battery,
+                reason,
+            } => Alert::BatteryQuarantined {
+                slot,
+                battery,
+                reason,
+            },
+            DoorAlert::DoorLeftOpen { slots } => Alert::DoorLeftOpen { slots },
+            DoorAlert::UnexpectedBatteryEvent { slot } => Alert::UnexpectedBatteryEvent { slot },
+        }
+    }
 }
 
 /// Work for the host, in order. If a money effect fails (a hold is refused),
@@ -784,18 +773,6 @@ pub enum SwapError {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Track {
-    slot: SlotNo,
-    /// `None`: empty; `Some(None)`: a battery whose number is unknown.
-    content: Option<Option<DeviceNo>>,
-    door_open: bool,
-    locked: bool,
-    /// Newest sequence number seen for the door, and for the battery.
-    door_seq: Option<u64>,
-    battery_seq: Option<u64>,
-}
-
 /// One swap session: the fold of its events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwapSession {
@@ -808,9 +785,9 @@ pub struct SwapSession {
     empties: Vec<SlotNo>,
     candidates: Vec<Candidate>,
     phase: Phase,
-    deadline: Option<Timestamp>,
-    door_watch: Option<Timestamp>,
-    tracks: Vec<Track>,
+    /// The doors and slots the session used, the door operation in
+    /// progress (its deadline is the session's) and the door watch.
+    doors: Doors,
     return_slot: Option<SlotNo>,
     old_soc: Option<u8>,
     quarantine: Option<Quarantine>,
@@ -830,11 +807,6 @@ impl Default for SwapSession {
     }
 }
 
-fn after(now: Timestamp, secs: u32) -> Timestamp {
-    now.checked_add_signed(Duration::seconds(i64::from(secs)))
-        .unwrap_or(now)
-}
-
 fn phase_name(p: &Phase) -> &'static str {
     match p {
         Phase::Idle => "idle",
@@ -852,6 +824,66 @@ struct Out {
     effects: Vec<SwapEffect>,
     deadline: Option<Option<Timestamp>>,
     custody_seq: u32,
+    cabinet: CabinetId,
+    order: u64,
+}
+
+/// The door rules write straight into the swap decision, under the swap's
+/// own (historical) event and effect names.
+impl DoorSink for Out {
+    #[inline(always)]
+    fn event(&mut self, e: DoorEvent) {
+        let e = match e {
+            DoorEvent::Reported { slot, open } => SwapEvent::DoorReported { slot, open },
+            DoorEvent::Seq { slot, seq, door } => SwapEvent::SlotSeq { slot, seq, door },
+            DoorEvent::Locked { slot, reason } => SwapEvent::SlotLocked { slot, reason },
+            DoorEvent::BatteryIn { slot, battery } => SwapEvent::BatteryIn { slot, battery },
+            DoorEvent::BatteryOut { slot, custody } => SwapEvent::BatteryOut { slot, custody },
+            // only a dispensing door reopens by itself
+            DoorEvent::Reopened { deadline } => SwapEvent::DispenseReopened { deadline },
+            DoorEvent::WatchStarted { until } => SwapEvent::DoorWatchStarted { until },
+            DoorEvent::WatchEnded => SwapEvent::DoorWatchEnded,
+            // Operations start and end with the swap's own events
+            // (`ReturnSlotOpened`, `Dispensing`, `Finished`, ...); the door
+            // rules never emit these.
+            DoorEvent::Opened { .. }
+            | DoorEvent::Rearmed { .. }
+            | DoorEvent::Done
+            | DoorEvent::Ended { .. } => return,
+        };
+        self.events.push(e);
+    }
+    #[inline(always)]
+    fn effect(&mut self, e: DoorEffect) {
+        self.effects.push(match e {
+            DoorEffect::OpenDoor { cabinet, slot } => SwapEffect::OpenDoor { cabinet, slot },
+            DoorEffect::LockSlot {
+                cabinet,
+                slot,
+                reason,
+            } => SwapEffect::LockSlot {
+                cabinet,
+                slot,
+                reason,
+            },
+            DoorEffect::CustodyMove(m) => SwapEffect::CustodyMove(m),
+            DoorEffect::Alert(a) => SwapEffect::RaiseAlert {
+                cabinet: self.cabinet,
+                order: self.order,
+                alert: a.into(),
+            },
+        });
+    }
+    #[inline]
+    fn next_move(&mut self) -> u32 {
+        let n = self.custody_seq;
+        self.custody_seq = n.saturating_add(1);
+        n
+    }
+    #[inline]
+    fn deadline(&mut self, deadline: Option<Timestamp>) {
+        self.deadline = Some(deadline);
+    }
 }
 
 impl SwapSession {
@@ -867,9 +899,7 @@ impl SwapSession {
             empties: Vec::new(),
             candidates: Vec::new(),
             phase: Phase::Idle,
-            deadline: None,
-            door_watch: None,
-            tracks: Vec::new(),
+            doors: Doors::new(),
             return_slot: None,
             old_soc: None,
             quarantine: None,
@@ -927,14 +957,11 @@ impl SwapSession {
     }
     /// The next time a [`SwapInput::Tick`] has something to do.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        match (self.deadline, self.door_watch) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.doors.next_deadline()
     }
     /// Ended, with no deadline left (no door watch pending).
     pub fn is_finished(&self) -> bool {
-        self.phase == Phase::Done && self.door_watch.is_none()
+        self.phase == Phase::Done && self.doors.watch().is_none()
     }
     /// The amount this session charges when it completes (price or unit value).
     pub fn amount(&self) -> Option<Money> {
@@ -948,7 +975,12 @@ impl SwapSession {
     /// The battery the session believes is in a slot of its own:
     /// `None` when the slot is not one of the session's or is empty.
     pub fn slot_content(&self, slot: SlotNo) -> Option<Option<DeviceNo>> {
-        self.track(slot).and_then(|t| t.content)
+        self.doors.content(slot)
+    }
+
+    /// The doors and slots the session used.
+    pub fn doors(&self) -> &Doors {
+        &self.doors
     }
 
     /// Compact binary snapshot (postcard).
@@ -967,25 +999,6 @@ impl SwapSession {
         })
     }
 
-    fn track(&self, slot: SlotNo) -> Option<&Track> {
-        self.tracks.iter().find(|t| t.slot == slot)
-    }
-
-    /// The session's track of a slot, created empty on first use.
-    fn track_mut(&mut self, slot: SlotNo) -> Option<&mut Track> {
-        if self.track(slot).is_none() {
-            self.tracks.push(Track {
-                slot,
-                content: None,
-                door_open: false,
-                locked: false,
-                door_seq: None,
-                battery_seq: None,
-            });
-        }
-        self.tracks.iter_mut().find(|t| t.slot == slot)
-    }
-
     /// Handles then applies one input; returns the decision.
     pub fn step(&mut self, input: &SwapInput, now: Timestamp) -> Result<Decision, SwapError> {
         let d = self.handle(input, now)?;
@@ -1002,6 +1015,8 @@ impl SwapSession {
             effects: Vec::with_capacity(4),
             deadline: None,
             custody_seq: self.custody_seq,
+            cabinet: self.cabinet,
+            order: self.order,
         };
         match input {
             SwapInput::Start(req) => self.on_start(req, now, &mut out)?,
@@ -1034,6 +1049,7 @@ impl SwapSession {
 
     /// Folds one event into the session. Total: never fails, never panics.
     pub fn apply(&mut self, e: &SwapEvent) {
+        let take = self.policy.take_timeout_s;
         match e {
             SwapEvent::Started(st) => {
                 self.order = st.order;
@@ -1046,6 +1062,7 @@ impl SwapSession {
                 self.candidates.clone_from(&st.candidates);
                 self.started_at = Some(st.at);
                 self.settlement = Settlement::Pending;
+                self.doors = Doors::new();
             }
             SwapEvent::Rejected {
                 order,
@@ -1067,34 +1084,22 @@ impl SwapSession {
                 self.phase = Phase::AwaitingReturn { slot: *slot };
                 self.return_slot = Some(*slot);
                 self.empty_tries = self.empty_tries.saturating_add(1);
-                self.deadline = Some(*deadline);
-                self.track_mut(*slot);
+                let op = DoorOp::put(*slot, self.policy.return_timeout_s, *deadline);
+                self.doors.begin(op);
             }
-            SwapEvent::DoorReported { slot, open } => {
-                if let Some(t) = self.track_mut(*slot) {
-                    t.door_open = *open;
-                }
-            }
-            SwapEvent::SlotLocked { slot, .. } => {
-                if let Some(t) = self.track_mut(*slot) {
-                    t.locked = true;
-                }
-            }
+            SwapEvent::DoorReported { slot, open } => self.doors.set_open(*slot, *open),
+            SwapEvent::SlotLocked { slot, .. } => self.doors.set_locked(*slot),
             SwapEvent::BatteryIn { slot, battery } => {
                 if battery.is_some() {
                     self.custody_seq = self.custody_seq.saturating_add(1);
                 }
-                if let Some(t) = self.track_mut(*slot) {
-                    t.content = Some(*battery);
-                }
+                self.doors.set_content(*slot, Some(*battery));
             }
             SwapEvent::BatteryOut { slot, custody } => {
-                if let Some(t) = self.track_mut(*slot) {
-                    t.content = None;
-                }
                 if *custody {
                     self.custody_seq = self.custody_seq.saturating_add(1);
                 }
+                self.doors.set_content(*slot, None);
             }
             SwapEvent::OldBatteryAccepted { soc, quarantine } => {
                 self.old_soc = Some(*soc);
@@ -1109,7 +1114,12 @@ impl SwapSession {
                     slot: *slot,
                     reason: *reason,
                 };
-                self.deadline = Some(*deadline);
+                // Not taken back (or its door fails): the refused battery
+                // stays, locked.
+                let op = DoorOp::take(*slot, self.doors.content(*slot).flatten(), take, *deadline)
+                    .locking_on_fail(LockReason::ForeignBattery)
+                    .locking_if_left(LockReason::ForeignBattery);
+                self.doors.begin(op);
             }
             SwapEvent::Dispensing {
                 slot,
@@ -1122,17 +1132,16 @@ impl SwapSession {
                     reopened: false,
                 };
                 self.full_tries = self.full_tries.saturating_add(1);
-                self.deadline = Some(*deadline);
-                let fresh = self.track(*slot).is_none();
-                if let (true, Some(t)) = (fresh, self.track_mut(*slot)) {
-                    t.content = Some(Some(*battery));
-                }
+                let op = DoorOp::take(*slot, Some(*battery), take, *deadline)
+                    .reopening_once()
+                    .locking_if_left(LockReason::NotTaken);
+                self.doors.begin(op);
             }
             SwapEvent::DispenseReopened { deadline } => {
                 if let Phase::Dispensing { reopened, .. } = &mut self.phase {
                     *reopened = true;
                 }
-                self.deadline = Some(*deadline);
+                self.doors.reopen(*deadline, true);
             }
             SwapEvent::ReturningOwn {
                 slot,
@@ -1143,7 +1152,8 @@ impl SwapSession {
                     slot: *slot,
                     reason: *reason,
                 };
-                self.deadline = Some(*deadline);
+                let op = DoorOp::take(*slot, self.doors.content(*slot).flatten(), take, *deadline);
+                self.doors.begin(op);
             }
             SwapEvent::HoldPlaced => self.hold = true,
             SwapEvent::Finished {
@@ -1155,8 +1165,7 @@ impl SwapSession {
                 self.phase = Phase::Done;
                 self.outcome = Some(outcome.clone());
                 self.settlement = *settlement;
-                self.deadline = None;
-                self.door_watch = *door_watch;
+                self.doors.end(*door_watch);
                 self.ended_at = Some(*at);
                 if *settlement != Settlement::Pending {
                     self.hold = false;
@@ -1166,7 +1175,7 @@ impl SwapSession {
                 if let Phase::Dispensing { reopened, .. } = &mut self.phase {
                     *reopened = false;
                 }
-                self.deadline = Some(*deadline);
+                self.doors.reopen(*deadline, false);
             }
             SwapEvent::ForceCompleted { charged, at, .. } => {
                 self.phase = Phase::Done;
@@ -1177,27 +1186,33 @@ impl SwapSession {
                     Settlement::NotCharged
                 };
                 self.hold = false;
-                self.deadline = None;
+                // ends the door operation; a door watch keeps running
+                self.doors.end(None);
                 if self.ended_at.is_none() {
                     self.ended_at = Some(*at);
                 }
             }
             SwapEvent::Refunded { .. } => self.settlement = Settlement::Refunded,
-            SwapEvent::DoorWatchEnded => self.door_watch = None,
-            SwapEvent::SlotSeq { slot, seq, door } => {
-                if let Some(t) = self.track_mut(*slot) {
-                    if *door {
-                        t.door_seq = Some(*seq);
-                    } else {
-                        t.battery_seq = Some(*seq);
-                    }
-                }
-            }
-            SwapEvent::DoorWatchStarted { until } => self.door_watch = Some(*until),
+            SwapEvent::DoorWatchEnded => self.doors.set_watch(None),
+            SwapEvent::SlotSeq { slot, seq, door } => self.doors.set_seq(*slot, *seq, *door),
+            SwapEvent::DoorWatchStarted { until } => self.doors.set_watch(Some(*until)),
         }
     }
 
     // ----- decisions -------------------------------------------------------
+
+    /// Who the door rules act for.
+    #[inline]
+    fn ctx(&self) -> DoorCtx {
+        DoorCtx {
+            cabinet: self.cabinet,
+            order: self.order,
+            rider: self.rider,
+            rider_battery: self.rider_battery,
+            cause: Cause::Swap { order: self.order },
+            close_timeout_s: self.policy.door_close_timeout_s,
+        }
+    }
 
     fn notify(&self, out: &mut Out, notice: Notice) {
         out.effects.push(SwapEffect::NotifyRider {
@@ -1215,52 +1230,19 @@ impl SwapSession {
         });
     }
 
-    fn lock(&self, out: &mut Out, slot: SlotNo, reason: LockReason) {
-        out.events.push(SwapEvent::SlotLocked { slot, reason });
-        out.effects.push(SwapEffect::LockSlot {
-            cabinet: self.cabinet,
-            slot,
-            reason,
-        });
-    }
-
     fn open(&self, out: &mut Out, slot: SlotNo) {
         out.effects.push(SwapEffect::OpenDoor {
             cabinet: self.cabinet,
             slot,
         });
     }
-
-    fn custody(&self, out: &mut Out, battery: DeviceNo, from: Origin, to: Location) {
-        out.effects.push(SwapEffect::CustodyMove(MoveRequest {
-            id: MoveId::new(self.order, out.custody_seq),
-            battery,
-            from,
-            to,
-            cause: Cause::Swap { order: self.order },
-        }));
-        out.custody_seq = out.custody_seq.saturating_add(1);
-    }
-
-    fn slot_loc(&self, slot: SlotNo) -> Location {
-        Location::Slot {
-            cabinet: self.cabinet,
-            slot,
-        }
-    }
-
-    fn rider_loc(&self) -> Location {
-        Location::Rider { rider: self.rider }
-    }
-
     /// Whether any session door is open once this decision's door reports apply.
     fn doors_open_after(&self, out: &Out) -> bool {
-        self.tracks.iter().any(|t| {
-            let reported = out.events.iter().rev().find_map(|e| match e {
-                SwapEvent::DoorReported { slot, open } if *slot == t.slot => Some(*open),
+        self.doors.open_after(|slot| {
+            out.events.iter().rev().find_map(|e| match e {
+                SwapEvent::DoorReported { slot: s, open } if *s == slot => Some(*open),
                 _ => None,
-            });
-            reported.unwrap_or(t.door_open)
+            })
         })
     }
 
@@ -1352,40 +1334,17 @@ impl SwapSession {
                 Payment::Package { .. } => {}
             }
         }
-        let empties: Vec<SlotNo> = snap
-            .slots
-            .iter()
-            .filter(|s| s.state == SlotState::Empty)
-            .map(|s| s.slot)
-            .collect();
-        let mut candidates: Vec<Candidate> = snap
-            .slots
-            .iter()
-            .filter_map(|s| match &s.state {
-                SlotState::Battery {
-                    battery: Some(b),
-                    model,
-                    bms: Some(bms),
-                } if bms.faults == 0
-                    && bms.soc >= req.policy.min_full_soc
-                    && i32::from(bms.temp_dc) <= i32::from(req.policy.max_temperature_c) * 10
-                    && Some(*b) != facts.battery
-                    && facts.allowed_models.iter().any(|m| m == model) =>
-                {
-                    Some(Candidate {
-                        slot: s.slot,
-                        battery: *b,
-                        soc: bms.soc,
-                    })
-                }
-                _ => None,
-            })
-            .collect();
-        candidates.sort_by(|a, b| b.soc.cmp(&a.soc).then(a.slot.cmp(&b.slot)));
+        let mut empties = empty_slots(snap);
+        let mut candidates = full_batteries(
+            snap,
+            &facts.allowed_models,
+            req.policy.min_full_soc,
+            req.policy.max_temperature_c,
+            facts.battery,
+        );
         // Only the first `door_retries + 1` of each can ever be tried.
         let tries = usize::from(req.policy.door_retries).saturating_add(1);
         candidates.truncate(tries);
-        let mut empties = empties;
         empties.truncate(tries);
         if reason.is_none() && empties.is_empty() {
             reason = Some(Reason::NoEmptySlot);
@@ -1449,7 +1408,6 @@ impl SwapSession {
         out.deadline = Some(Some(deadline));
         Ok(())
     }
-
     fn on_device(&self, ev: &CabinetEvent, now: Timestamp, out: &mut Out) -> Result<(), SwapError> {
         if self.phase == Phase::Idle {
             return Err(SwapError::NotStarted);
@@ -1463,98 +1421,34 @@ impl SwapSession {
         if matches!(self.outcome, Some(Outcome::Rejected { .. })) {
             return Ok(()); // nothing of this cabinet is ours
         }
-        // Door reports and battery reports of a slot are separate facts:
-        // each is stale only against newer reports of its own kind.
-        let door = matches!(
-            ev.event,
-            DeviceEvent::DoorOpened { .. }
-                | DeviceEvent::DoorClosed { .. }
-                | DeviceEvent::DoorFailed { .. }
-        );
-        let battery = matches!(
-            ev.event,
-            DeviceEvent::BatteryInserted { .. } | DeviceEvent::BatteryRemoved { .. }
-        );
-        if let (Some(seq), Some(track), true) = (
-            ev.seq,
-            ev.event.slot().and_then(|s| self.track(s)),
-            door || battery,
-        ) {
-            let last = if door {
-                track.door_seq
-            } else {
-                track.battery_seq
-            };
-            if last.is_some_and(|last| seq <= last) {
-                return Ok(()); // stale or duplicated
-            }
-            out.events.push(SwapEvent::SlotSeq {
-                slot: track.slot,
-                seq,
-                door,
-            });
-        }
-        match ev.event.clone() {
-            DeviceEvent::DoorOpened { slot } => {
-                if self.track(slot).is_some_and(|t| !t.door_open) {
-                    out.events
-                        .push(SwapEvent::DoorReported { slot, open: true });
-                    if self.phase == Phase::Done && self.door_watch.is_none() {
-                        // a door of a finished session opened: watch it again
-                        let until = after(now, self.policy.door_close_timeout_s);
-                        out.events.push(SwapEvent::DoorWatchStarted { until });
-                        out.deadline = Some(Some(until));
-                    }
-                }
-            }
-            DeviceEvent::DoorClosed { slot } => {
-                let was_open = self.track(slot).is_some_and(|t| t.door_open);
-                if was_open {
-                    out.events
-                        .push(SwapEvent::DoorReported { slot, open: false });
-                    if self.phase == Phase::Done
-                        && self.door_watch.is_some()
-                        && !self.doors_open_after(out)
-                    {
-                        out.events.push(SwapEvent::DoorWatchEnded);
-                        out.deadline = Some(None);
-                    }
-                }
-                if let Phase::Dispensing {
-                    slot: s,
-                    battery,
-                    reopened,
-                } = self.phase
-                {
-                    // Closed with the battery still in: not taken. (A close
-                    // never seen open is a stale message and is ignored.)
-                    if was_open && s == slot && self.slot_content(slot) == Some(Some(battery)) {
-                        self.not_taken(out, slot, reopened, now);
-                    }
-                }
-            }
-            DeviceEvent::DoorFailed { slot } => self.on_door_failed(slot, now, out),
-            DeviceEvent::BatteryInserted { slot, battery, bms } => {
-                self.on_inserted(slot, battery, bms, now, out)
-            }
-            DeviceEvent::BatteryRemoved { slot, battery } => {
-                self.on_removed(slot, battery, now, out)
-            }
-            DeviceEvent::SlotStatus { .. } | DeviceEvent::Online | DeviceEvent::Offline => {}
+        if let Some(o) = self.doors.on_device(ev, now, &self.ctx(), out) {
+            self.on_door(o, now, out);
         }
         Ok(())
     }
 
+    /// What a door outcome means in the current phase.
+    fn on_door(&self, o: DoorOutcome, now: Timestamp, out: &mut Out) {
+        match o {
+            DoorOutcome::Inserted { slot, battery, bms } => {
+                self.verify(slot, battery, bms, now, out)
+            }
+            DoorOutcome::Taken { slot } => self.on_taken(slot, now, out),
+            DoorOutcome::OpenFailed { slot } => self.on_door_failed(slot, now, out),
+            DoorOutcome::Reopened { slot, .. } => self.notify(out, Notice::TakeBattery { slot }),
+            DoorOutcome::Expired { slot } => self.on_expired(slot, now, out),
+        }
+    }
+
+    /// A door failed to open; the door rules locked its slot and alerted.
     fn on_door_failed(&self, slot: SlotNo, now: Timestamp, out: &mut Out) {
         match self.phase {
-            Phase::AwaitingReturn { slot: s } if s == slot && self.slot_content(s).is_none() => {
-                self.lock(out, slot, LockReason::DoorFault);
-                self.alert(out, Alert::DoorFailed { slot });
+            Phase::AwaitingReturn { .. } => {
                 let next = self
                     .empties
                     .iter()
                     .copied()
-                    .find(|e| !self.track(*e).is_some_and(|t| t.locked) && *e != slot);
+                    .find(|e| !self.doors.is_locked(*e) && *e != slot);
                 match next {
                     Some(n) if self.empty_tries <= self.policy.door_retries => {
                         let deadline = after(now, self.policy.return_timeout_s);
@@ -1573,9 +1467,7 @@ impl SwapSession {
                     ),
                 }
             }
-            Phase::Dispensing { slot: s, .. } if s == slot => {
-                self.lock(out, slot, LockReason::DoorFault);
-                self.alert(out, Alert::DoorFailed { slot });
+            Phase::Dispensing { .. } => {
                 if self.full_tries <= self.policy.door_retries
                     && self.dispense_next(out, Some(slot), now)
                 {
@@ -1583,12 +1475,9 @@ impl SwapSession {
                 }
                 self.return_own(out, Reason::FullDoorFailed, now);
             }
-            Phase::Ejecting { slot: s, reason } if s == slot => {
-                self.retain_foreign(out, slot, reason, now);
-            }
-            Phase::ReturningOwn { slot: s, reason } if s == slot => {
-                self.lock(out, slot, LockReason::DoorFault);
-                self.alert(out, Alert::DoorFailed { slot });
+            // the refused battery stays behind the failed door (locked as foreign)
+            Phase::Ejecting { reason, .. } => self.finish(out, Outcome::Failed { reason }, now),
+            Phase::ReturningOwn { reason, .. } => {
                 self.alert(out, Alert::RiderWithoutBattery { slot });
                 let outcome = if reason == Reason::NoBetterBattery {
                     Outcome::Failed {
@@ -1599,7 +1488,118 @@ impl SwapSession {
                 };
                 self.finish(out, outcome, now);
             }
-            _ => {} // late or foreign: nothing to decide
+            Phase::Idle | Phase::Done => {}
+        }
+    }
+
+    /// The door operation's deadline passed (after any reopen), or a
+    /// dispensing door closed on its battery after the reopen.
+    fn on_expired(&self, slot: SlotNo, now: Timestamp, out: &mut Out) {
+        match self.phase {
+            Phase::AwaitingReturn { .. } => self.finish(
+                out,
+                Outcome::Failed {
+                    reason: Reason::ReturnTimeout,
+                },
+                now,
+            ),
+            // locked as foreign by the door rules
+            Phase::Ejecting { reason, .. } => self.finish(out, Outcome::Failed { reason }, now),
+            // locked as not taken by the door rules
+            Phase::Dispensing { .. } => {
+                if let Some(own) = self.return_slot {
+                    self.alert(out, Alert::RiderWithoutBattery { slot: own });
+                }
+                self.finish(
+                    out,
+                    Outcome::Failed {
+                        reason: Reason::NotTaken,
+                    },
+                    now,
+                );
+            }
+            Phase::ReturningOwn { reason, .. } => {
+                self.alert(out, Alert::RiderWithoutBattery { slot });
+                let outcome = Outcome::Failed {
+                    reason: if reason == Reason::NoBetterBattery {
+                        Reason::OwnNotCollected
+                    } else {
+                        reason
+                    },
+                };
+                self.finish(out, outcome, now);
+            }
+            Phase::Idle | Phase::Done => {}
+        }
+    }
+
+    /// The door operation's battery was taken (custody already followed).
+    fn on_taken(&self, slot: SlotNo, now: Timestamp, out: &mut Out) {
+        match self.phase {
+            Phase::Dispensing { .. } => {
+                let waived = self.quarantine.is_some();
+                self.finish(out, Outcome::Swapped { waived }, now);
+            }
+            Phase::Ejecting { reason, .. } => self.finish(out, Outcome::Failed { reason }, now),
+            Phase::ReturningOwn { reason, .. } => {
+                let outcome = if reason == Reason::NoBetterBattery {
+                    Outcome::KeptOwn { reason }
+                } else {
+                    Outcome::Failed { reason }
+                };
+                self.finish(out, outcome, now);
+            }
+            _ => self.alert(out, Alert::UnexpectedBatteryEvent { slot }),
+        }
+    }
+
+    /// The old battery arrived in the return slot (custody already
+    /// followed): verify it.
+    fn verify(
+        &self,
+        slot: SlotNo,
+        battery: Option<DeviceNo>,
+        bms: Option<BmsSummary>,
+        now: Timestamp,
+        out: &mut Out,
+    ) {
+        let own = battery.is_some() && battery == self.rider_battery;
+        let Some(b) = battery.filter(|_| own) else {
+            let reason = if battery.is_none() {
+                Reason::BatteryNotRecognised
+            } else {
+                Reason::BatteryNotRiders
+            };
+            let deadline = after(now, self.policy.take_timeout_s);
+            out.events.push(SwapEvent::OldBatteryRefused {
+                slot,
+                reason,
+                deadline,
+            });
+            self.open(out, slot);
+            self.notify(out, Notice::TakeBackBattery { slot, reason });
+            out.deadline = Some(Some(deadline));
+            return;
+        };
+        let (soc, quarantine) = match &bms {
+            Some(m) => (m.soc, Quarantine::of(m, self.policy.max_temperature_c)),
+            None => (0, None),
+        };
+        out.events
+            .push(SwapEvent::OldBatteryAccepted { soc, quarantine });
+        if let Some(q) = quarantine {
+            Doors::lock(&self.ctx(), slot, LockReason::Quarantine, out);
+            self.alert(
+                out,
+                Alert::BatteryQuarantined {
+                    slot,
+                    battery: b,
+                    reason: q,
+                },
+            );
+        }
+        if !self.dispense_next(out, None, now) {
+            self.return_own(out, Reason::NoBetterBattery, now);
         }
     }
 
@@ -1612,9 +1612,7 @@ impl SwapSession {
             self.old_soc_in(out)
         };
         let pick = self.candidates.iter().find(|c| {
-            Some(c.slot) != failed
-                && !self.track(c.slot).is_some_and(|t| t.locked)
-                && old.is_none_or(|o| c.soc > o)
+            Some(c.slot) != failed && !self.doors.is_locked(c.slot) && old.is_none_or(|o| c.soc > o)
         });
         let Some(c) = pick.copied() else {
             return false;
@@ -1679,188 +1677,6 @@ impl SwapSession {
         out.deadline = Some(Some(deadline));
     }
 
-    fn retain_foreign(&self, out: &mut Out, slot: SlotNo, reason: Reason, now: Timestamp) {
-        self.lock(out, slot, LockReason::ForeignBattery);
-        self.alert(out, Alert::ForeignBatteryRetained { slot });
-        self.finish(out, Outcome::Failed { reason }, now);
-    }
-
-    fn not_taken(&self, out: &mut Out, slot: SlotNo, reopened: bool, now: Timestamp) {
-        if !reopened {
-            let deadline = after(now, self.policy.take_timeout_s);
-            out.events.push(SwapEvent::DispenseReopened { deadline });
-            self.open(out, slot);
-            self.notify(out, Notice::TakeBattery { slot });
-            out.deadline = Some(Some(deadline));
-        } else {
-            self.lock(out, slot, LockReason::NotTaken);
-            self.alert(out, Alert::BatteryNotTaken { slot });
-            if let Some(own) = self.return_slot {
-                self.alert(out, Alert::RiderWithoutBattery { slot: own });
-            }
-            self.finish(
-                out,
-                Outcome::Failed {
-                    reason: Reason::NotTaken,
-                },
-                now,
-            );
-        }
-    }
-
-    fn on_inserted(
-        &self,
-        slot: SlotNo,
-        battery: Option<DeviceNo>,
-        bms: Option<BmsSummary>,
-        now: Timestamp,
-        out: &mut Out,
-    ) {
-        let Some(track) = self.track(slot) else {
-            return; // not a session slot
-        };
-        if track.content == Some(battery) {
-            return; // duplicate
-        }
-        let expected = matches!(self.phase, Phase::AwaitingReturn { slot: s } if s == slot)
-            && track.content.is_none();
-        if let (Some(prev), false) = (track.content, expected) {
-            // A different battery reported in an occupied slot: the old one
-            // must have left unseen. Follow the cabinet.
-            let moved = prev.is_some_and(|p| !self.seen_elsewhere(p, slot));
-            out.events.push(SwapEvent::BatteryOut {
-                slot,
-                custody: moved,
-            });
-            if let (Some(p), true) = (prev, moved) {
-                let from = Origin::Exactly {
-                    location: self.slot_loc(slot),
-                };
-                self.custody(out, p, from, self.rider_loc());
-            }
-        }
-        // A battery seen in another session slot has left it (its removal
-        // message is late or lost): clear that slot without a custody move.
-        let mut elsewhere = false;
-        for t in &self.tracks {
-            if t.slot != slot && battery.is_some() && t.content == Some(battery) {
-                elsewhere = true;
-                out.events.push(SwapEvent::BatteryOut {
-                    slot: t.slot,
-                    custody: false,
-                });
-            }
-        }
-        out.events.push(SwapEvent::BatteryIn { slot, battery });
-        let own = battery.is_some() && battery == self.rider_battery;
-        if let Some(b) = battery {
-            let from = if own && !elsewhere {
-                Origin::Exactly {
-                    location: self.rider_loc(),
-                }
-            } else {
-                Origin::Anywhere
-            };
-            self.custody(out, b, from, self.slot_loc(slot));
-        }
-        if !expected {
-            self.alert(out, Alert::UnexpectedBatteryEvent { slot });
-            return;
-        }
-        // The old battery arrived: verify it.
-        let Some(b) = battery.filter(|_| own) else {
-            let reason = if battery.is_none() {
-                Reason::BatteryNotRecognised
-            } else {
-                Reason::BatteryNotRiders
-            };
-            let deadline = after(now, self.policy.take_timeout_s);
-            out.events.push(SwapEvent::OldBatteryRefused {
-                slot,
-                reason,
-                deadline,
-            });
-            self.open(out, slot);
-            self.notify(out, Notice::TakeBackBattery { slot, reason });
-            out.deadline = Some(Some(deadline));
-            return;
-        };
-        let (soc, quarantine) = match &bms {
-            Some(m) if m.faults != 0 => (m.soc, Some(Quarantine::Faulty)),
-            Some(m) if i32::from(m.temp_dc) > i32::from(self.policy.max_temperature_c) * 10 => {
-                (m.soc, Some(Quarantine::OverTemperature))
-            }
-            Some(m) => (m.soc, None),
-            None => (0, None),
-        };
-        out.events
-            .push(SwapEvent::OldBatteryAccepted { soc, quarantine });
-        if let Some(q) = quarantine {
-            self.lock(out, slot, LockReason::Quarantine);
-            self.alert(
-                out,
-                Alert::BatteryQuarantined {
-                    slot,
-                    battery: b,
-                    reason: q,
-                },
-            );
-        }
-        if !self.dispense_next(out, None, now) {
-            self.return_own(out, Reason::NoBetterBattery, now);
-        }
-    }
-
-    fn seen_elsewhere(&self, battery: DeviceNo, slot: SlotNo) -> bool {
-        self.tracks
-            .iter()
-            .any(|t| t.slot != slot && t.content == Some(Some(battery)))
-    }
-
-    fn on_removed(&self, slot: SlotNo, battery: Option<DeviceNo>, now: Timestamp, out: &mut Out) {
-        let Some(track) = self.track(slot) else {
-            return;
-        };
-        let Some(content) = track.content else {
-            return; // duplicate or late: already empty
-        };
-        let _ = battery; // the session's own record of the slot is authoritative
-        // Already seen in another slot: it moved there; no custody move.
-        let content = content.filter(|b| !self.seen_elsewhere(*b, slot));
-        out.events.push(SwapEvent::BatteryOut {
-            slot,
-            custody: content.is_some(),
-        });
-        if let Some(b) = content {
-            self.custody(
-                out,
-                b,
-                Origin::Exactly {
-                    location: self.slot_loc(slot),
-                },
-                self.rider_loc(),
-            );
-        }
-        match self.phase {
-            Phase::Dispensing { slot: s, .. } if s == slot => {
-                let waived = self.quarantine.is_some();
-                self.finish(out, Outcome::Swapped { waived }, now);
-            }
-            Phase::Ejecting { slot: s, reason } if s == slot => {
-                self.finish(out, Outcome::Failed { reason }, now);
-            }
-            Phase::ReturningOwn { slot: s, reason } if s == slot => {
-                let outcome = if reason == Reason::NoBetterBattery {
-                    Outcome::KeptOwn { reason }
-                } else {
-                    Outcome::Failed { reason }
-                };
-                self.finish(out, outcome, now);
-            }
-            _ => self.alert(out, Alert::UnexpectedBatteryEvent { slot }),
-        }
-    }
-
     fn on_cancel(&self, rider: RiderId, now: Timestamp, out: &mut Out) -> Result<(), SwapError> {
         if self.phase == Phase::Idle {
             return Err(SwapError::NotStarted);
@@ -1911,6 +1727,8 @@ impl SwapSession {
                     effects: Vec::new(),
                     deadline: None,
                     custody_seq: out.custody_seq,
+                    cabinet: out.cabinet,
+                    order: out.order,
                 };
                 // No hold to release: finish, then drop the ReleaseHold effect.
                 self.finish(
@@ -1933,53 +1751,12 @@ impl SwapSession {
             }),
         }
     }
-
     fn on_tick(&self, now: Timestamp, out: &mut Out) -> Result<(), SwapError> {
         if self.phase == Phase::Idle {
             return Err(SwapError::NotStarted);
         }
-        if let Some(w) = self.door_watch {
-            if now >= w {
-                let slots: Vec<SlotNo> = self
-                    .tracks
-                    .iter()
-                    .filter(|t| t.door_open)
-                    .map(|t| t.slot)
-                    .collect();
-                out.events.push(SwapEvent::DoorWatchEnded);
-                self.alert(out, Alert::DoorLeftOpen { slots });
-                out.deadline = Some(None);
-            }
-            return Ok(());
-        }
-        let Some(deadline) = self.deadline else {
-            return Ok(());
-        };
-        if now < deadline {
-            return Ok(());
-        }
-        match self.phase {
-            Phase::AwaitingReturn { .. } => self.finish(
-                out,
-                Outcome::Failed {
-                    reason: Reason::ReturnTimeout,
-                },
-                now,
-            ),
-            Phase::Ejecting { slot, reason } => self.retain_foreign(out, slot, reason, now),
-            Phase::Dispensing { slot, reopened, .. } => self.not_taken(out, slot, reopened, now),
-            Phase::ReturningOwn { slot, reason } => {
-                self.alert(out, Alert::RiderWithoutBattery { slot });
-                let outcome = Outcome::Failed {
-                    reason: if reason == Reason::NoBetterBattery {
-                        Reason::OwnNotCollected
-                    } else {
-                        reason
-                    },
-                };
-                self.finish(out, outcome, now);
-            }
-            Phase::Idle | Phase::Done => {}
+        if let Some(o) = self.doors.on_tick(now, &self.ctx(), out) {
+            self.on_door(o, now, out);
         }
         Ok(())
     }
@@ -2078,7 +1855,7 @@ impl SwapSession {
                 outcome: Outcome::ForceCompleted { charged: charge },
             },
         );
-        out.deadline = Some(self.door_watch);
+        out.deadline = Some(self.doors.watch());
         Ok(())
     }
 

@@ -591,9 +591,10 @@ fn a_charging_price_above_the_hold_is_captured_then_charged_and_refunded_newest_
         ChargingInput::Start(ChargingRequest {
             order: 9,
             rider,
-            point: ChargePoint::CabinetSlot {
-                cabinet: CAB,
-                slot: 2,
+            // a pile of the cabinet's site (its agent chain is the cabinet's)
+            point: ChargePoint::Pile {
+                pile: 30_001,
+                connector: 1,
             },
             point_online: true,
             point_busy: false,
@@ -602,6 +603,7 @@ fn a_charging_price_above_the_hold_is_captured_then_charged_and_refunded_newest_
                 available: m("20.00"),
             },
             policy: ChargingPolicy::default(),
+            battery: None,
         }),
         ChargingInput::Device(ChargerEvent::Started),
         ChargingInput::Device(ChargerEvent::Stopped {

@@ -9,7 +9,9 @@ use proptest::prelude::*;
 
 use super::tests::{CAB, ORDER, RIDER, bat, package, request, t};
 use super::*;
+use crate::cabinet::{DeviceEvent, SlotState};
 use crate::custody::Custody;
+use crate::custody::{Location, MoveId};
 use crate::executor::tests::{balance, balanced, books, config};
 use crate::executor::{Carried, Executor};
 use crate::money::Money;

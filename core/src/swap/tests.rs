@@ -1,8 +1,11 @@
 //! Unit tests of the swap machine: every transition and failure path.
 
 use super::*;
+use crate::cabinet::DeviceEvent;
 use crate::cabinet::{SlotSnapshot, SlotState};
 use crate::custody::{Custody, MoveId};
+use crate::custody::{Location, Origin};
+use chrono::Duration;
 use chrono::TimeZone;
 
 pub(crate) const CAB: CabinetId = CabinetId(20_001);
