@@ -16,15 +16,15 @@ use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 
 use super::compile::{
-    CompiledTariff, DAY, MAX_BANDS, MAX_TIERS, amount, check_scale, join, percent,
+    CompiledTariff, DAY, amount, check_scale, join, percent,
 };
 use super::error::TariffError;
-use super::model::{BandRule, DiscountScope, Tariff};
+use super::model::{DiscountScope, Tariff};
 use super::quote::{
-    BandRef, ChargingSummary, EnergySource, LineKind, Quote, QuoteLine, Segment, Service,
+    BandRef, LineKind, Quote, QuoteLine, Service,
     SkipReason, SkippedCoupon, Subtotals, Unit,
 };
-use super::session::{ChargingSession, Coupon, Member, RentalSession, Session, SwapSession};
+use super::session::{Coupon, Member, RentalSession, Session, SwapSession};
 use crate::money::{Currency, Money, MoneyError};
 
 type Result<T> = core::result::Result<T, TariffError>;
@@ -107,367 +107,6 @@ impl CompiledTariff {
             currency: self.currency,
             sub: [0; 9],
         }
-    }
-
-    fn charging(&self, s: &ChargingSession, d: &mut Draft) -> Result<()> {
-        let start = secs(|| "session.start".into(), s.start)?;
-        let end = secs(|| "session.end".into(), s.end)?;
-        if end < start {
-            return Err(TariffError::session(
-                "session.end",
-                format!("{} is before session.start {}", s.end, s.start),
-            ));
-        }
-        if end - start > MAX_SESSION_SECONDS {
-            return Err(TariffError::session(
-                "session.end",
-                "the session is longer than 31 days; split it into shorter sessions",
-            ));
-        }
-        let unplugged = match s.unplugged_at {
-            None => None,
-            Some(u) => {
-                let u = secs(|| "session.unplugged_at".into(), u)?;
-                if u < end {
-                    return Err(TariffError::session(
-                        "session.unplugged_at",
-                        "is before session.end; the bike is unplugged after charging ends",
-                    ));
-                }
-                Some(u)
-            }
-        };
-
-        // Energy: a meter curve of (second, 0.0001 kWh) points.
-        let pts_owned: Vec<(i64, i64)>;
-        let mut pts_buf = [(0i64, 0i64); 8];
-        let pts_pair: [(i64, i64); 2];
-        let (points, source): (&[(i64, i64)], Option<EnergySource>) =
-            match (s.energy_kwh, s.readings.is_empty()) {
-                (Some(_), false) => {
-                    return Err(TariffError::session(
-                        "session.readings",
-                        "give either energy_kwh or readings, not both",
-                    ));
-                }
-                (Some(kwh), true) => {
-                    let units = energy_units(|| "session.energy_kwh".into(), kwh)?;
-                    if start == end && units > 0 {
-                        return Err(TariffError::session(
-                            "session.energy_kwh",
-                            "energy was delivered in a session of zero length; check start and end",
-                        ));
-                    }
-                    pts_pair = [(start, 0), (end, units)];
-                    (&pts_pair, Some(EnergySource::Total))
-                }
-                (None, false) => {
-                    // A few readings (the usual case) stay on the stack.
-                    let pts: &[(i64, i64)] = if s.readings.len() <= pts_buf.len() {
-                        let mut n = 0;
-                        readings(&s.readings, start, end, |p| {
-                            if let Some(slot) = pts_buf.get_mut(n) {
-                                *slot = p;
-                            }
-                            n += 1;
-                        })?;
-                        pts_buf.get(..n).unwrap_or(&[])
-                    } else {
-                        let mut v = Vec::with_capacity(s.readings.len());
-                        readings(&s.readings, start, end, |p| v.push(p))?;
-                        pts_owned = v;
-                        &pts_owned
-                    };
-                    (pts, Some(EnergySource::Readings))
-                }
-                (None, true) => {
-                    if self.energy {
-                        return Err(TariffError::MissingFact {
-                            path: "session.energy_kwh".to_owned(),
-                            needed_for:
-                                "energy pricing (energy.tiers); give energy_kwh or readings"
-                                    .to_owned(),
-                        });
-                    }
-                    (&[], None)
-                }
-            };
-        let mut meter = Meter { pts: points, j: 0 };
-
-        // Power: sample instants and their bands (only when time is priced).
-        let mut power: Vec<(i64, u8)> = Vec::with_capacity(if self.time.is_some() {
-            s.power.len()
-        } else {
-            0
-        });
-        let mut last_at = i64::MIN;
-        for (i, p) in s.power.iter().enumerate() {
-            let at = secs(|| format!("session.power[{i}].at"), p.at)?;
-            if at <= last_at {
-                return Err(TariffError::session(
-                    format!("session.power[{i}].at"),
-                    "power samples must be in strictly increasing time order",
-                ));
-            }
-            last_at = at;
-            if let Some(t) = &self.time {
-                let band = t
-                    .bands
-                    .iter()
-                    .rposition(|b| p.watts >= b.from_w)
-                    .and_then(|b| u8::try_from(b).ok())
-                    .unwrap_or(0);
-                if power.last().is_none_or(|l| l.1 != band) {
-                    power.push((at, band));
-                }
-            }
-        }
-        if self.time.as_ref().is_some_and(|t| t.bands.len() > 1) && s.power.is_empty() {
-            return Err(TariffError::MissingFact {
-                path: "session.power".to_owned(),
-                needed_for: "time.bands: the band is chosen from the measured power".to_owned(),
-            });
-        }
-
-        // Sweep: cut the session at tier boundaries, midnight and band changes.
-        let mut tier_kwh = [0i64; MAX_TIERS];
-        let mut tier_order = [0u8; MAX_TIERS];
-        let mut tier_seen = 0usize;
-        let mut seen_mask = 0u64;
-        let mut c = start;
-        let mut day_no = i64::MIN;
-        let mut day_start = 0i64;
-        let mut day_date = s.start.date();
-        let mut profile: &[super::compile::Piece] = &[];
-        let mut pi = 0usize; // next power change index with at > c
-        let mut seg_from = s.start;
-        let mut r_c = if points.is_empty() {
-            None
-        } else {
-            Some(meter.read(c)?)
-        };
-        let mut segments = Vec::with_capacity(8);
-        while c < end {
-            let dn = c.div_euclid(i64::from(DAY));
-            if dn != day_no {
-                day_no = dn;
-                day_start = dn * i64::from(DAY);
-                day_date = date_of_day(dn)?;
-                profile = self.profile_for(day_date);
-            }
-            let sod = u32::try_from(c - day_start).unwrap_or(0);
-            let piece = profile
-                .iter()
-                .find(|p| p.start <= sod && sod < p.end)
-                .copied()
-                .ok_or_else(|| TariffError::overflow("tou"))?;
-            while power.get(pi).is_some_and(|p| p.0 <= c) {
-                pi += 1;
-            }
-            let band = match pi.checked_sub(1).and_then(|i| power.get(i)) {
-                Some(p) => Some(p.1),
-                None => power.first().map(|p| p.1),
-            };
-            let next_band = power.get(pi).map_or(i64::MAX, |p| p.0);
-            let b = end.min(day_start + i64::from(piece.end)).min(next_band);
-            if b <= c {
-                // Unreachable for a compiled tariff (profiles cover the day);
-                // refuse rather than loop.
-                return Err(TariffError::overflow("tou"));
-            }
-            let seg_to = local(day_date, b - day_start)?;
-            let (kwh, interpolated) = match r_c {
-                Some((rc, ic)) => {
-                    let (rb, ib) = meter.read(b)?;
-                    r_c = Some((rb, ib));
-                    let units = rb - rc;
-                    let t = usize::from(piece.tier);
-                    if seen_mask & (1u64 << t) == 0 {
-                        seen_mask |= 1u64 << t;
-                        if let Some(o) = tier_order.get_mut(tier_seen) {
-                            *o = piece.tier;
-                        }
-                        tier_seen += 1;
-                    }
-                    if let Some(acc) = tier_kwh.get_mut(t) {
-                        *acc += units;
-                    }
-                    (Some(kwh(units)), ic || ib)
-                }
-                None => (None, false),
-            };
-            let tier_name = self
-                .tiers
-                .get(usize::from(piece.tier))
-                .map(|t| t.name.clone())
-                .ok_or_else(|| TariffError::overflow("tou"))?;
-            segments.push(Segment {
-                from: seg_from,
-                to: seg_to,
-                tier: tier_name,
-                band: match (&self.time, band) {
-                    (Some(t), Some(bi)) => t.bands.get(usize::from(bi)).map(|b| BandRef {
-                        from_w: b.from_w,
-                        to_w: b.to_w,
-                    }),
-                    (Some(t), None) => t.bands.first().map(|b| BandRef {
-                        from_w: b.from_w,
-                        to_w: b.to_w,
-                    }),
-                    _ => None,
-                },
-                kwh,
-                interpolated,
-            });
-            seg_from = seg_to;
-            c = b;
-        }
-
-        let energy_total = if points.is_empty() {
-            None
-        } else {
-            let (rs, _) = Meter { pts: points, j: 0 }.read(start)?;
-            let (re, _) = Meter { pts: points, j: 0 }.read(end)?;
-            Some(kwh(re - rs))
-        };
-        let idle_seconds = unplugged.map_or(0, |u| u - end);
-        d.quote.charging = Some(ChargingSummary {
-            start: s.start,
-            end: s.end,
-            unplugged_at: s.unplugged_at,
-            charging_seconds: u64::try_from(end - start).unwrap_or(0),
-            idle_seconds: u64::try_from(idle_seconds).unwrap_or(0),
-            energy_kwh: energy_total,
-            energy_source: source,
-        });
-        d.quote.segments = segments;
-
-        // 1. Energy lines, per tier in order of first appearance.
-        if self.energy {
-            for &t in tier_order.iter().take(tier_seen) {
-                let units = tier_kwh.get(usize::from(t)).copied().unwrap_or(0);
-                if units == 0 {
-                    continue;
-                }
-                let tier = self
-                    .tiers
-                    .get(usize::from(t))
-                    .ok_or_else(|| TariffError::overflow("energy.tiers"))?;
-                let Some((el, sv)) = tier.price else { continue };
-                let qty = kwh(units);
-                for (kind, price) in [(LineKind::Electricity, el), (LineKind::Service, sv)] {
-                    let tag = Tag {
-                        tier: Some(tier.name.clone()),
-                        ..Tag::default()
-                    };
-                    d.charge(kind, tag, qty, Unit::Kwh, price, Unit::Kwh, 1)?;
-                }
-            }
-        }
-
-        // 1. Time lines, per band.
-        let mut time_billed = false;
-        if let Some(t) = &self.time {
-            let steps = bill_steps(t.rule, t.step_s, start + t.free_s, end, &power);
-            for (bi, n) in steps.iter().enumerate() {
-                if *n == 0 {
-                    continue;
-                }
-                time_billed = true;
-                let band = t
-                    .bands
-                    .get(bi)
-                    .ok_or_else(|| TariffError::overflow("time.bands"))?;
-                let minutes = Decimal::from(
-                    n.checked_mul(u64::from(t.step_min))
-                        .ok_or_else(|| TariffError::overflow("time"))?,
-                );
-                let tag = Tag {
-                    band: Some(BandRef {
-                        from_w: band.from_w,
-                        to_w: band.to_w,
-                    }),
-                    ..Tag::default()
-                };
-                d.charge(
-                    LineKind::Time,
-                    tag,
-                    minutes,
-                    Unit::Minute,
-                    band.per_hour,
-                    Unit::Hour,
-                    60,
-                )?;
-            }
-        }
-
-        // 1. Idle line.
-        if let (Some(r), Some(_)) = (&self.idle, unplugged) {
-            let billable = idle_seconds - r.grace_s;
-            if billable > 0 {
-                let steps = (billable + r.step_s - 1) / r.step_s;
-                let minutes = Decimal::from(
-                    steps
-                        .checked_mul(i64::from(r.step_min))
-                        .ok_or_else(|| TariffError::overflow("idle"))?,
-                );
-                d.charge(
-                    LineKind::Idle,
-                    Tag::default(),
-                    minutes,
-                    Unit::Minute,
-                    r.per_hour,
-                    Unit::Hour,
-                    60,
-                )?;
-            }
-        }
-
-        // 1. Session fee.
-        if let Some(fee) = self.session_fee {
-            d.charge(
-                LineKind::SessionFee,
-                Tag::default(),
-                Decimal::ONE,
-                Unit::Session,
-                fee,
-                Unit::Session,
-                1,
-            )?;
-        }
-
-        // 2. Time minimum and cap; idle cap.
-        if let Some(t) = &self.time {
-            let base = d.sum_net(|k| k == LineKind::Time)?;
-            if let Some(min) = t
-                .minimum
-                .filter(|m| time_billed && base.amount() < m.amount())
-            {
-                d.adjust(LineKind::TimeMinimum, base, min, |_| false)?;
-            }
-            if let Some(cap) = t.cap.filter(|c| base.amount() > c.amount()) {
-                d.adjust(LineKind::TimeCap, base, cap, |k| k == LineKind::Time)?;
-            }
-        }
-        if let Some(cap) = self.idle.as_ref().and_then(|r| r.cap) {
-            let base = d.sum_net(|k| k == LineKind::Idle)?;
-            if base.amount() > cap.amount() {
-                d.adjust(LineKind::IdleCap, base, cap, |k| k == LineKind::Idle)?;
-            }
-        }
-
-        // 3. Session minimum and maximum.
-        if self.min_price.is_none() && self.max_price.is_none() {
-            return Ok(());
-        }
-        let base = d.sum_net(|_| true)?;
-        if let Some(min) = self.min_price.filter(|m| base.amount() < m.amount()) {
-            d.adjust(LineKind::SessionMinimum, base, min, |_| false)?;
-        }
-        if let Some(max) = self.max_price.filter(|m| base.amount() > m.amount()) {
-            d.adjust(LineKind::SessionCap, base, max, |_| true)?;
-        }
-        Ok(())
     }
 
     fn swap(&self, s: &SwapSession, d: &mut Draft) -> Result<()> {
@@ -572,10 +211,11 @@ impl CompiledTariff {
 
 /// The labels of a charge line.
 #[derive(Default)]
-struct Tag {
-    tier: Option<std::sync::Arc<str>>,
-    band: Option<BandRef>,
-    item: Option<String>,
+pub(super) struct Tag {
+    pub tier: Option<std::sync::Arc<str>>,
+    pub band: Option<BandRef>,
+    pub item: Option<String>,
+    pub rule: Option<std::sync::Arc<str>>,
 }
 
 /// A validated coupon: (input index, coupon, limit, threshold, percent).
@@ -588,8 +228,8 @@ type CheckedCoupon<'a> = (
 );
 
 /// A quote being built.
-struct Draft {
-    quote: Quote,
+pub(super) struct Draft {
+    pub quote: Quote,
     rounding: crate::money::Rounding,
     currency: Currency,
     /// Subtotals in minor units, kept as lines are pushed (see [`slot`]).
@@ -717,7 +357,7 @@ impl Draft {
     /// Pushes a charge line: `amount = round(quantity × unit_price ÷ divisor)`.
     /// Built in place: lines are large and quoting is a hot path.
     #[allow(clippy::too_many_arguments)]
-    fn charge(
+    pub(super) fn charge(
         &mut self,
         kind: LineKind,
         tag: Tag,
@@ -743,6 +383,7 @@ impl Draft {
             tier: tag.tier,
             band: tag.band,
             item: tag.item,
+            rule: tag.rule,
             quantity: Some(quantity),
             unit: Some(unit),
             unit_price: Some(unit_price),
@@ -759,7 +400,7 @@ impl Draft {
     }
 
     /// Sum of the net amounts of the charge lines whose kind passes `f`.
-    fn sum_net(&self, f: impl Fn(LineKind) -> bool) -> Result<Money> {
+    pub(super) fn sum_net(&self, f: impl Fn(LineKind) -> bool) -> Result<Money> {
         Money::sum(
             self.currency,
             self.quote
@@ -773,7 +414,7 @@ impl Draft {
 
     /// An adjustment line `limit − base`; a negative one is spread over the
     /// charge lines whose kind passes `targets`.
-    fn adjust(
+    pub(super) fn adjust(
         &mut self,
         kind: LineKind,
         base: Money,
@@ -980,7 +621,7 @@ impl Draft {
 
 /// Whole seconds since the epoch of a local wall-clock instant. The path is
 /// built only on error, keeping the happy path free of allocation.
-fn secs(path: impl FnOnce() -> String, t: NaiveDateTime) -> Result<i64> {
+pub(super) fn secs(path: impl FnOnce() -> String, t: NaiveDateTime) -> Result<i64> {
     let u = t.and_utc();
     if u.timestamp_subsec_nanos() != 0 {
         return Err(TariffError::session(
@@ -992,7 +633,7 @@ fn secs(path: impl FnOnce() -> String, t: NaiveDateTime) -> Result<i64> {
 }
 
 /// The local instant `secs` seconds after midnight of `date` (at most one day).
-fn local(date: NaiveDate, secs: i64) -> Result<NaiveDateTime> {
+pub(super) fn local(date: NaiveDate, secs: i64) -> Result<NaiveDateTime> {
     let (date, secs) = if secs >= i64::from(DAY) {
         (date.succ_opt(), secs - i64::from(DAY))
     } else {
@@ -1008,7 +649,7 @@ fn local(date: NaiveDate, secs: i64) -> Result<NaiveDateTime> {
 }
 
 /// Unix day number → date.
-fn date_of_day(day: i64) -> Result<NaiveDate> {
+pub(super) fn date_of_day(day: i64) -> Result<NaiveDate> {
     i32::try_from(day + 719_163)
         .ok()
         .and_then(NaiveDate::from_num_days_from_ce_opt)
@@ -1016,7 +657,7 @@ fn date_of_day(day: i64) -> Result<NaiveDate> {
 }
 
 /// 0.0001 kWh units → kWh with 4 decimal places (no checks needed: any i64 fits).
-fn kwh(units: i64) -> Decimal {
+pub(crate) fn kwh(units: i64) -> Decimal {
     let m = units.unsigned_abs();
     Decimal::from_parts(
         (m & 0xFFFF_FFFF) as u32,
@@ -1028,7 +669,7 @@ fn kwh(units: i64) -> Decimal {
 }
 
 /// kWh → 0.0001 kWh units, checked. The path is built only on error.
-fn energy_units(path: impl Fn() -> String, kwh: Decimal) -> Result<i64> {
+pub(super) fn energy_units(path: impl Fn() -> String, kwh: Decimal) -> Result<i64> {
     if kwh.is_sign_negative() && !kwh.is_zero() {
         return Err(TariffError::session(
             path(),
@@ -1056,160 +697,4 @@ fn energy_units(path: impl Fn() -> String, kwh: Decimal) -> Result<i64> {
         return Err(TariffError::overflow(path()));
     }
     i64::try_from(v.mantissa()).map_err(|_| TariffError::overflow(path()))
-}
-
-/// Validates meter readings and hands them out as (second, 0.0001 kWh).
-fn readings(
-    rs: &[super::session::MeterReading],
-    start: i64,
-    end: i64,
-    mut out: impl FnMut((i64, i64)),
-) -> Result<()> {
-    let mut last: Option<(i64, i64)> = None;
-    let mut first_at = None;
-    for (i, r) in rs.iter().enumerate() {
-        let at = secs(|| format!("session.readings[{i}].at"), r.at)?;
-        let units = energy_units(|| format!("session.readings[{i}].kwh"), r.kwh)?;
-        if let Some((pat, pu)) = last {
-            if at <= pat {
-                return Err(TariffError::session(
-                    format!("session.readings[{i}].at"),
-                    "readings must be in strictly increasing time order",
-                ));
-            }
-            if units < pu {
-                return Err(TariffError::session(
-                    format!("session.readings[{i}].kwh"),
-                    format!(
-                        "the meter went backwards from {} to {} kWh; readings are a cumulative register",
-                        kwh(pu),
-                        r.kwh
-                    ),
-                ));
-            }
-        }
-        out((at, units));
-        first_at.get_or_insert(at);
-        last = Some((at, units));
-    }
-    if let (Some(f), Some(l)) = (first_at, last) {
-        if f > start {
-            return Err(TariffError::session(
-                "session.readings[0].at",
-                "is after session.start; the first reading must be at or before the start",
-            ));
-        }
-        if l.0 < end {
-            return Err(TariffError::session(
-                format!("session.readings[{}].at", rs.len() - 1),
-                "is before session.end; the last reading must be at or after the end",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The meter register as a function of time: the readings, linearly
-/// interpolated between them, rounded half-up to 0.0001 kWh.
-struct Meter<'a> {
-    pts: &'a [(i64, i64)],
-    j: usize,
-}
-
-impl Meter<'_> {
-    /// The register at `x` (which must not be earlier than the previous call)
-    /// and whether it was interpolated.
-    fn read(&mut self, x: i64) -> Result<(i64, bool)> {
-        while self.pts.get(self.j + 1).is_some_and(|p| p.0 <= x) && self.j + 2 < self.pts.len() {
-            self.j += 1;
-        }
-        let (t0, e0) = *self
-            .pts
-            .get(self.j)
-            .ok_or_else(|| TariffError::overflow("readings"))?;
-        if x <= t0 {
-            return Ok((e0, false));
-        }
-        let Some(&(t1, e1)) = self.pts.get(self.j + 1) else {
-            return Ok((e0, false));
-        };
-        if x >= t1 {
-            return Ok((e1, false));
-        }
-        // Half-up: floor((2·Δe·Δt + T) / 2T), in 64 bits when it fits.
-        let (de, dt, span) = (e1 - e0, x - t0, t1 - t0);
-        let fast = de
-            .checked_mul(dt)
-            .and_then(|n| n.checked_mul(2))
-            .and_then(|n| n.checked_add(span))
-            .zip(span.checked_mul(2))
-            .map(|(n, d)| n / d);
-        let v = match fast {
-            Some(v) => v,
-            None => {
-                let num = i128::from(de) * i128::from(dt);
-                let den = i128::from(span);
-                i64::try_from((2 * num + den) / (2 * den))
-                    .map_err(|_| TariffError::overflow("readings"))?
-            }
-        };
-        Ok((e0 + v, true))
-    }
-}
-
-/// Billing steps per band for time pricing over the billable window
-/// `[b0, end)`, in steps of `g` seconds, rounding the last step up.
-fn bill_steps(rule: BandRule, g: i64, b0: i64, end: i64, power: &[(i64, u8)]) -> [u64; MAX_BANDS] {
-    let mut counts = [0u64; MAX_BANDS];
-    if b0 >= end || g <= 0 {
-        return counts;
-    }
-    let n_steps = u64::try_from((end - b0 + g - 1) / g).unwrap_or(0);
-    // Constant-band intervals within [b0, end).
-    let first = power.iter().rposition(|p| p.0 <= b0).unwrap_or(0);
-    let band_at_b0 = power.get(first).map_or(0, |p| p.1);
-    let rest = power.get(first + 1..).unwrap_or(&[]);
-    let changes = rest.iter().filter(|p| p.0 > b0 && p.0 < end);
-    let mut add = |band: u8, n: u64| {
-        if let Some(c) = counts.get_mut(usize::from(band)) {
-            *c += n;
-        }
-    };
-    match rule {
-        BandRule::HighestInSession => {
-            let max = changes.map(|p| p.1).fold(band_at_b0, u8::max);
-            add(max, n_steps);
-        }
-        BandRule::HighestInStep => {
-            let mut cur_step = 0i64;
-            let mut cur_max = band_at_b0;
-            let mut p = b0;
-            let mut band = band_at_b0;
-            let mut iter = changes
-                .map(|c| (c.0, c.1))
-                .chain(core::iter::once((end, 0)));
-            for (q, next_band) in iter.by_ref() {
-                if q > p {
-                    let kp = (p - b0) / g;
-                    let kq = (q - 1 - b0) / g;
-                    if kp != cur_step {
-                        add(cur_max, 1);
-                        cur_step = kp;
-                        cur_max = band;
-                    }
-                    cur_max = cur_max.max(band);
-                    if kq > kp {
-                        add(cur_max, 1);
-                        add(band, u64::try_from(kq - kp - 1).unwrap_or(0));
-                        cur_step = kq;
-                        cur_max = band;
-                    }
-                }
-                p = q;
-                band = next_band;
-            }
-            add(cur_max, 1);
-        }
-    }
-    counts
 }

@@ -106,10 +106,16 @@ pub struct Segment {
     /// Energy in the segment, kWh, when energy is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kwh: Option<Decimal>,
-    /// True when a boundary of the segment fell between meter readings, so
-    /// its energy is interpolated rather than read.
+    /// True when a boundary of the segment fell between meter readings (or
+    /// at a rule's kWh threshold), so its energy is computed rather than read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interpolated: bool,
+    /// The rule that priced the segment's energy, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_rule: Option<Arc<str>>,
+    /// The rule that priced the segment's charging time, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_rule: Option<Arc<str>>,
 }
 
 /// A power band, as printed on lines and segments: `[from_w, to_w)` watts.
@@ -204,6 +210,8 @@ impl LineKind {
 pub enum Unit {
     /// Kilowatt-hours.
     Kwh,
+    /// Seconds.
+    Second,
     /// Minutes.
     Minute,
     /// Hours.
@@ -223,6 +231,7 @@ impl Unit {
     pub fn name(self) -> &'static str {
         match self {
             Unit::Kwh => "kWh",
+            Unit::Second => "s",
             Unit::Minute => "min",
             Unit::Hour => "h",
             Unit::Session => "session",
@@ -263,6 +272,9 @@ pub struct QuoteLine {
     /// Battery model, member level or coupon id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<String>,
+    /// The name of the rule whose price the line uses (`rules[i].name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Arc<str>>,
     /// Quantity (charge lines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<Decimal>,
@@ -303,6 +315,7 @@ impl QuoteLine {
             tier: None,
             band: None,
             item: None,
+            rule: None,
             quantity: None,
             unit: None,
             unit_price: None,
