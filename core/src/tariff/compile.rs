@@ -317,11 +317,9 @@ pub(crate) fn granularity(path: &str, g: Granularity) -> Result<(i64, i64)> {
             }
             Ok((i64::from(n), 1))
         }
-        Granularity::StepMinutes(m) if m == 0 || m > 1440 => Err(TariffError::invalid(
-            path,
-            m,
-            "a step of 1 to 1440 minutes",
-        )),
+        Granularity::StepMinutes(m) if m == 0 || m > 1440 => {
+            Err(TariffError::invalid(path, m, "a step of 1 to 1440 minutes"))
+        }
         g => Ok((i64::from(g.seconds()), 60)),
     }
 }
@@ -377,11 +375,7 @@ impl<'a> Compiler<'a> {
         let t = self.t;
         let cur = self.currency;
         if t.id.is_empty() {
-            self.record::<()>(Err(TariffError::invalid(
-                "id",
-                "",
-                "a non-empty tariff id",
-            )));
+            self.record::<()>(Err(TariffError::invalid("id", "", "a non-empty tariff id")));
         }
         if let Some(e) = &t.energy {
             if e.tiers.is_empty() {
@@ -410,7 +404,9 @@ impl<'a> Compiler<'a> {
                     break;
                 }
                 // A tier with a bad price is still a tier: the schedule may name it.
-                let price = self.record(r).unwrap_or((Money::zero(cur), Money::zero(cur)));
+                let price = self
+                    .record(r)
+                    .unwrap_or((Money::zero(cur), Money::zero(cur)));
                 self.tiers.push(Tier {
                     name: Arc::from(name.as_str()),
                     price: Some(price),
@@ -535,15 +531,16 @@ impl<'a> Compiler<'a> {
         let idle = match &t.idle {
             None => None,
             Some(ip) => {
-                let r = granularity("idle.granularity", ip.granularity).and_then(|(step_s, unit_s)| {
-                    Ok(IdleRule {
-                        grace_s: i64::from(ip.grace_minutes) * 60,
-                        per_hour: unit_price("idle.per_hour", ip.per_hour, cur)?,
-                        step_s,
-                        unit_s,
-                        cap: ip.cap.map(|d| amount("idle.cap", d, cur)).transpose()?,
-                    })
-                });
+                let r =
+                    granularity("idle.granularity", ip.granularity).and_then(|(step_s, unit_s)| {
+                        Ok(IdleRule {
+                            grace_s: i64::from(ip.grace_minutes) * 60,
+                            per_hour: unit_price("idle.per_hour", ip.per_hour, cur)?,
+                            step_s,
+                            unit_s,
+                            cap: ip.cap.map(|d| amount("idle.cap", d, cur)).transpose()?,
+                        })
+                    });
                 self.record(r)
             }
         };

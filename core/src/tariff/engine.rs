@@ -15,14 +15,11 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 
-use super::compile::{
-    CompiledTariff, DAY, amount, check_scale, join, percent,
-};
+use super::compile::{CompiledTariff, DAY, amount, check_scale, join, percent};
 use super::error::TariffError;
 use super::model::{DiscountScope, Tariff};
 use super::quote::{
-    BandRef, LineKind, Quote, QuoteLine, Service,
-    SkipReason, SkippedCoupon, Subtotals, Unit,
+    BandRef, LineKind, Quote, QuoteLine, Service, SkipReason, SkippedCoupon, Subtotals, Unit,
 };
 use super::session::{Coupon, Member, RentalSession, Session, SwapSession};
 use crate::money::{Currency, Money, MoneyError};

@@ -71,11 +71,11 @@ pub use model::{
     PowerBand, PriceRule, RentalPricing, RentalRate, RuleEnergy, RuleTime, SwapPricing, Tariff,
     TierPrice, TimePricing, Tou, TouRange, Weekday, WeekdayOverride,
 };
-pub use rules::MAX_RULES;
 pub use quote::{
     BandRef, ChargingSummary, EnergySource, LineKind, Quote, QuoteLine, Segment, Service,
     SkipReason, SkippedCoupon, Subtotals, Unit,
 };
+pub use rules::MAX_RULES;
 pub use session::{
     ChargingSession, Coupon, Member, MeterReading, PowerSample, RentalSession, Session, SwapSession,
 };

@@ -125,14 +125,11 @@ impl Rule {
 #[derive(Debug, Clone)]
 pub(crate) struct Rules {
     pub list: Vec<Rule>,
-    /// Seconds of the day at which a clock condition starts or ends, sorted, in (0, DAY).
-    clock_cuts: Vec<u32>,
-    /// Session durations (seconds) at which a duration condition changes, sorted, > 0.
-    duration_cuts: Vec<i64>,
-    /// Idle durations (seconds) at which an idle condition changes, sorted, > 0.
-    idle_cuts: Vec<i64>,
-    /// Energies (0.0001 kWh) at which a kWh condition changes, sorted, > 0.
-    kwh_cuts: Vec<i64>,
+    /// Where conditions change, for the rules that matter while charging
+    /// (those pricing energy, time or the session fee) and while idle (idle
+    /// or the session fee): a piece is not cut where nothing can change.
+    charging: Cuts,
+    idling: Cuts,
     /// Bit masks of the rules that price each kind.
     pub energy_mask: u64,
     pub time_mask: u64,
@@ -142,6 +139,44 @@ pub(crate) struct Rules {
     pub uses_power: bool,
     pub uses_current: bool,
     pub uses_kwh: bool,
+}
+
+/// The instants at which conditions change, each list sorted and without 0.
+#[derive(Debug, Clone, Default)]
+struct Cuts {
+    /// Seconds of the day at which a clock condition starts or ends, in (0, DAY).
+    clock: Vec<u32>,
+    /// Session durations (seconds) at which a duration condition changes.
+    duration: Vec<i64>,
+    /// Idle durations (seconds) at which an idle condition changes.
+    idle: Vec<i64>,
+    /// Energies (0.0001 kWh) at which a kWh condition changes.
+    kwh: Vec<i64>,
+}
+
+impl Cuts {
+    fn add(&mut self, r: &Rule) {
+        if let Some((s, e)) = r.clock {
+            self.clock
+                .extend([s, e].into_iter().filter(|c| *c > 0 && *c < DAY));
+        }
+        for (lo, hi, cuts) in [
+            (r.duration.0, r.duration.1, &mut self.duration),
+            (r.idle.0, r.idle.1, &mut self.idle),
+            (r.kwh.0, r.kwh.1, &mut self.kwh),
+        ] {
+            cuts.extend([lo, hi].into_iter().filter(|c| *c > 0 && *c < i64::MAX));
+        }
+    }
+
+    fn finish(&mut self) {
+        self.clock.sort_unstable();
+        self.clock.dedup();
+        for v in [&mut self.duration, &mut self.idle, &mut self.kwh] {
+            v.sort_unstable();
+            v.dedup();
+        }
+    }
 }
 
 fn first_above<T: Copy + Ord>(cuts: &[T], v: T) -> Option<T> {
@@ -161,11 +196,13 @@ impl Rules {
         m
     }
 
-    /// The rules whose power and current conditions hold, as a bit mask.
+    /// The rules priced while charging whose power and current conditions
+    /// hold, as a bit mask.
     pub fn power_signature(&self, watts: u32, milliamps: i64) -> u64 {
         let mut m = 0u64;
+        let charging = self.energy_mask | self.time_mask | self.fee_mask;
         for (i, r) in self.list.iter().enumerate() {
-            if r.holds_power(watts, milliamps) {
+            if charging & (1u64 << (i & 63)) != 0 && r.holds_power(watts, milliamps) {
                 m |= 1u64 << (i & 63);
             }
         }
@@ -181,24 +218,30 @@ impl Rules {
         self.list.get(i).map(|r| (i, r))
     }
 
-    /// The next second of the day after `sod` at which a clock condition changes (or `DAY`).
-    pub fn next_clock_cut(&self, sod: u32) -> u32 {
-        first_above(&self.clock_cuts, sod).unwrap_or(DAY)
+    fn cuts(&self, idle: bool) -> &Cuts {
+        if idle { &self.idling } else { &self.charging }
+    }
+
+    /// The next second of the day after `sod` at which a clock condition
+    /// changes (or `DAY`), while charging or while idle.
+    pub fn next_clock_cut(&self, idle: bool, sod: u32) -> u32 {
+        first_above(&self.cuts(idle).clock, sod).unwrap_or(DAY)
     }
 
     /// The next session duration after `d` at which a duration condition changes.
-    pub fn next_duration_cut(&self, d: i64) -> Option<i64> {
-        first_above(&self.duration_cuts, d)
+    pub fn next_duration_cut(&self, idle: bool, d: i64) -> Option<i64> {
+        first_above(&self.cuts(idle).duration, d)
     }
 
     /// The next idle duration after `d` at which an idle condition changes.
     pub fn next_idle_cut(&self, d: i64) -> Option<i64> {
-        first_above(&self.idle_cuts, d)
+        first_above(&self.idling.idle, d)
     }
 
-    /// The next energy after `kwh` (0.0001 kWh) at which a kWh condition changes.
+    /// The next energy after `kwh` (0.0001 kWh) at which a kWh condition
+    /// changes while charging.
     pub fn next_kwh_cut(&self, kwh: i64) -> Option<i64> {
-        first_above(&self.kwh_cuts, kwh)
+        first_above(&self.charging.kwh, kwh)
     }
 }
 
@@ -276,27 +319,22 @@ impl Compiler<'_> {
         if list.len() != rules.len() {
             return None;
         }
-        let mut clock_cuts = Vec::new();
-        let mut duration_cuts = Vec::new();
-        let mut idle_cuts = Vec::new();
-        let mut kwh_cuts = Vec::new();
+        let mut charging = Cuts::default();
+        let mut idling = Cuts::default();
         let (mut energy_mask, mut time_mask, mut idle_mask, mut fee_mask) = (0, 0, 0, 0);
         let (mut uses_power, mut uses_current, mut uses_kwh) = (false, false, false);
         for (i, r) in list.iter().enumerate() {
             let bit = 1u64 << (i & 63);
-            if let Some((s, e)) = r.clock {
-                clock_cuts.extend([s, e].into_iter().filter(|c| *c > 0 && *c < DAY));
+            let while_charging = r.energy.is_some() || r.time.is_some() || r.session_fee.is_some();
+            if while_charging {
+                charging.add(r);
+                uses_current |= r.milliamps != (i64::MIN, i64::MAX);
+                uses_power |= r.watts != (0, u64::MAX) || r.milliamps != (i64::MIN, i64::MAX);
             }
-            for (lo, hi, cuts) in [
-                (r.duration.0, r.duration.1, &mut duration_cuts),
-                (r.idle.0, r.idle.1, &mut idle_cuts),
-                (r.kwh.0, r.kwh.1, &mut kwh_cuts),
-            ] {
-                cuts.extend([lo, hi].into_iter().filter(|c| *c > 0 && *c < i64::MAX));
+            if r.idle_price.is_some() || r.session_fee.is_some() {
+                idling.add(r);
             }
             uses_kwh |= r.kwh != (i64::MIN, i64::MAX);
-            uses_current |= r.milliamps != (i64::MIN, i64::MAX);
-            uses_power |= r.watts != (0, u64::MAX) || r.milliamps != (i64::MIN, i64::MAX);
             if r.energy.is_some() {
                 energy_mask |= bit;
             }
@@ -310,18 +348,12 @@ impl Compiler<'_> {
                 fee_mask |= bit;
             }
         }
-        for v in [&mut duration_cuts, &mut idle_cuts, &mut kwh_cuts] {
-            v.sort_unstable();
-            v.dedup();
-        }
-        clock_cuts.sort_unstable();
-        clock_cuts.dedup();
+        charging.finish();
+        idling.finish();
         Some(Box::new(Rules {
             list,
-            clock_cuts,
-            duration_cuts,
-            idle_cuts,
-            kwh_cuts,
+            charging,
+            idling,
             energy_mask,
             time_mask,
             idle_mask,

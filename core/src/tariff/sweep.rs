@@ -12,9 +12,7 @@ use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 
 use super::compile::{CompiledTariff, DAY, MAX_BANDS, MAX_TIERS, Piece};
-use super::engine::{
-    Draft, MAX_SESSION_SECONDS, Tag, date_of_day, energy_units, kwh, local, secs,
-};
+use super::engine::{Draft, MAX_SESSION_SECONDS, Tag, date_of_day, energy_units, kwh, local, secs};
 use super::error::TariffError;
 use super::model::BandRule;
 use super::quote::{BandRef, ChargingSummary, EnergySource, LineKind, Segment, Unit};
@@ -77,69 +75,73 @@ impl CompiledTariff {
         let pts_owned: Vec<(i64, i64)>;
         let mut pts_buf = [(0i64, 0i64); 8];
         let pts_pair: [(i64, i64); 2];
-        let (points, source): (&[(i64, i64)], Option<EnergySource>) =
-            match (s.energy_kwh, s.readings.is_empty()) {
-                (Some(_), false) => {
+        let (points, source): (&[(i64, i64)], Option<EnergySource>) = match (
+            s.energy_kwh,
+            s.readings.is_empty(),
+        ) {
+            (Some(_), false) => {
+                return Err(TariffError::session(
+                    "session.readings",
+                    "give either energy_kwh or readings, not both",
+                ));
+            }
+            (Some(kwh), true) => {
+                let units = energy_units(|| "session.energy_kwh".into(), kwh)?;
+                if start == end && units > 0 {
                     return Err(TariffError::session(
-                        "session.readings",
-                        "give either energy_kwh or readings, not both",
+                        "session.energy_kwh",
+                        "energy was delivered in a session of zero length; check start and end",
                     ));
                 }
-                (Some(kwh), true) => {
-                    let units = energy_units(|| "session.energy_kwh".into(), kwh)?;
-                    if start == end && units > 0 {
-                        return Err(TariffError::session(
-                            "session.energy_kwh",
-                            "energy was delivered in a session of zero length; check start and end",
-                        ));
-                    }
-                    pts_pair = [(start, 0), (end, units)];
-                    (&pts_pair, Some(EnergySource::Total))
+                pts_pair = [(start, 0), (end, units)];
+                (&pts_pair, Some(EnergySource::Total))
+            }
+            (None, false) => {
+                // A few readings (the usual case) stay on the stack.
+                let pts: &[(i64, i64)] = if s.readings.len() <= pts_buf.len() {
+                    let mut n = 0;
+                    readings(&s.readings, start, end, |p| {
+                        if let Some(slot) = pts_buf.get_mut(n) {
+                            *slot = p;
+                        }
+                        n += 1;
+                    })?;
+                    pts_buf.get(..n).unwrap_or(&[])
+                } else {
+                    let mut v = Vec::with_capacity(s.readings.len());
+                    readings(&s.readings, start, end, |p| v.push(p))?;
+                    pts_owned = v;
+                    &pts_owned
+                };
+                (pts, Some(EnergySource::Readings))
+            }
+            (None, true) => {
+                if self.energy {
+                    return Err(TariffError::MissingFact {
+                        path: "session.energy_kwh".to_owned(),
+                        needed_for: "energy pricing (energy.tiers); give energy_kwh or readings"
+                            .to_owned(),
+                    });
                 }
-                (None, false) => {
-                    // A few readings (the usual case) stay on the stack.
-                    let pts: &[(i64, i64)] = if s.readings.len() <= pts_buf.len() {
-                        let mut n = 0;
-                        readings(&s.readings, start, end, |p| {
-                            if let Some(slot) = pts_buf.get_mut(n) {
-                                *slot = p;
-                            }
-                            n += 1;
-                        })?;
-                        pts_buf.get(..n).unwrap_or(&[])
+                if let Some(r) = rules.filter(|r| r.energy_mask != 0 || r.uses_kwh) {
+                    let i = if r.energy_mask != 0 {
+                        r.energy_mask.trailing_zeros()
                     } else {
-                        let mut v = Vec::with_capacity(s.readings.len());
-                        readings(&s.readings, start, end, |p| v.push(p))?;
-                        pts_owned = v;
-                        &pts_owned
+                        r.list
+                            .iter()
+                            .position(|x| x.kwh != (i64::MIN, i64::MAX))
+                            .unwrap_or(0) as u32
                     };
-                    (pts, Some(EnergySource::Readings))
+                    return Err(TariffError::MissingFact {
+                        path: "session.energy_kwh".to_owned(),
+                        needed_for: format!(
+                            "rules[{i}] (energy prices and kWh conditions need the energy); give energy_kwh or readings"
+                        ),
+                    });
                 }
-                (None, true) => {
-                    if self.energy {
-                        return Err(TariffError::MissingFact {
-                            path: "session.energy_kwh".to_owned(),
-                            needed_for:
-                                "energy pricing (energy.tiers); give energy_kwh or readings"
-                                    .to_owned(),
-                        });
-                    }
-                    if let Some(r) = rules.filter(|r| r.energy_mask != 0 || r.uses_kwh) {
-                        let i = if r.energy_mask != 0 {
-                            r.energy_mask.trailing_zeros()
-                        } else {
-                            r.list.iter().position(|x| x.kwh != (i64::MIN, i64::MAX)).unwrap_or(0) as u32
-                        };
-                        return Err(TariffError::MissingFact {
-                            path: "session.energy_kwh".to_owned(),
-                            needed_for: format!(
-                                "rules[{i}] (energy prices and kWh conditions need the energy); give energy_kwh or readings"
-                            ),
-                        });
-                    }
-                    (&[], None)
-                }
-            };
+                (&[], None)
+            }
+        };
         let mut meter = Meter { pts: points, j: 0 };
 
         // Power: the samples that change the band (time pricing) or the
@@ -178,7 +180,10 @@ impl CompiledTariff {
                         .unwrap_or(0)
                 });
                 let sig = power_rules.map_or(0, |r| r.power_signature(p.watts, ma));
-                if power.last().is_none_or(|l| l.band != band || sig != last_sig) {
+                if power
+                    .last()
+                    .is_none_or(|l| l.band != band || sig != last_sig)
+                {
                     power.push(Sample {
                         at,
                         band,
@@ -267,13 +272,11 @@ impl CompiledTariff {
             };
             let band = sample.map(|p| p.band);
             let next_band = power.get(pi).map_or(i64::MAX, |p| p.at);
-            let mut b = end
-                .min(day_start + i64::from(piece.end))
-                .min(next_band);
+            let mut b = end.min(day_start + i64::from(piece.end)).min(next_band);
             let mut mask = 0u64;
             if let Some(r) = rules {
-                b = b.min(day_start + i64::from(r.next_clock_cut(sod)));
-                if let Some(dc) = r.next_duration_cut(c - start) {
+                b = b.min(day_start + i64::from(r.next_clock_cut(false, sod)));
+                if let Some(dc) = r.next_duration_cut(false, c - start) {
                     b = b.min(start + dc);
                 }
                 if let (Some(kr), Some((rc, _))) = (kwh_rules, r_c) {
@@ -440,8 +443,8 @@ impl CompiledTariff {
                 let mut total = 0i64;
                 for &key in e_order.iter().take(e_seen) {
                     let key = usize::from(key);
-                    let priced = key >= MAX_TIERS
-                        || self.tiers.get(key).is_some_and(|t| t.price.is_some());
+                    let priced =
+                        key >= MAX_TIERS || self.tiers.get(key).is_some_and(|t| t.price.is_some());
                     if priced {
                         total = total
                             .checked_add(e_units.get(key).copied().unwrap_or(0))
@@ -772,8 +775,8 @@ impl CompiledTariff {
                 .ok_or_else(|| TariffError::overflow("tou"))?;
             let mut b = unplugged
                 .min(day_start + i64::from(piece.end))
-                .min(day_start + i64::from(rules.next_clock_cut(sod)));
-            if let Some(dc) = rules.next_duration_cut(c - start) {
+                .min(day_start + i64::from(rules.next_clock_cut(true, sod)));
+            if let Some(dc) = rules.next_duration_cut(true, c - start) {
                 b = b.min(start + dc);
             }
             if let Some(ic) = rules.next_idle_cut(c - end) {
@@ -845,10 +848,7 @@ impl CompiledTariff {
                     (Tag::default(), r.per_hour)
                 }
                 Some(i) => {
-                    let Some((r, p)) = rules
-                        .list
-                        .get(i)
-                        .and_then(|r| r.idle_price.map(|p| (r, p)))
+                    let Some((r, p)) = rules.list.get(i).and_then(|r| r.idle_price.map(|p| (r, p)))
                     else {
                         continue;
                     };
