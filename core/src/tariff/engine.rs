@@ -19,7 +19,8 @@ use super::compile::{CompiledTariff, DAY, amount, check_scale, join, percent};
 use super::error::TariffError;
 use super::model::{DiscountScope, Tariff};
 use super::quote::{
-    BandRef, LineKind, Quote, QuoteLine, Service, SkipReason, SkippedCoupon, Subtotals, Unit,
+    ChargingSummary, LineKind, LineLabel, LineTerms, Quote, QuoteLine, Segment, Service,
+    SkipReason, SkippedCoupon, Subtotals, Unit,
 };
 use super::session::{Coupon, Member, RentalSession, Session, SwapSession};
 use crate::money::{Currency, Money, MoneyError};
@@ -60,50 +61,21 @@ impl CompiledTariff {
     /// Prices a session. Pure: the same tariff and session always give the
     /// same quote. Errors name the offending session field.
     pub fn quote(&self, session: &Session) -> Result<Quote> {
-        // The draft is built once and filled in place: a quote is large, and
-        // moving it between steps costs more than the arithmetic.
-        let mut d = self.draft(match session {
-            Session::Charging(_) => Service::Charging,
-            Session::Swap(_) => Service::Swap,
-            Session::Rental(_) => Service::Rental,
-        });
+        let mut d = Draft::new(
+            self,
+            match session {
+                Session::Charging(_) => Service::Charging,
+                Session::Swap(_) => Service::Swap,
+                Session::Rental(_) => Service::Rental,
+            },
+        );
         match session {
             Session::Charging(s) => self.charging(s, &mut d)?,
             Session::Swap(s) => self.swap(s, &mut d)?,
             Session::Rental(s) => self.rental(s, &mut d)?,
         }
         d.discounts(self.scope, session.member(), session.coupons())?;
-        d.finish()
-    }
-
-    fn draft(&self, service: Service) -> Draft {
-        Draft {
-            quote: Quote {
-                tariff: self.id.clone(),
-                currency: self.currency,
-                rounding: self.rounding,
-                service,
-                charging: None,
-                segments: Vec::new(),
-                lines: Vec::with_capacity(8),
-                subtotals: Subtotals {
-                    electricity: Money::zero(self.currency),
-                    service: Money::zero(self.currency),
-                    time: Money::zero(self.currency),
-                    idle: Money::zero(self.currency),
-                    fees: Money::zero(self.currency),
-                    swap: Money::zero(self.currency),
-                    rental: Money::zero(self.currency),
-                    adjustments: Money::zero(self.currency),
-                    discounts: Money::zero(self.currency),
-                },
-                total: Money::zero(self.currency),
-                skipped_coupons: Vec::new(),
-            },
-            rounding: self.rounding,
-            currency: self.currency,
-            sub: [0; 9],
-        }
+        d.finish(self)
     }
 
     fn swap(&self, s: &SwapSession, d: &mut Draft) -> Result<()> {
@@ -135,14 +107,11 @@ impl CompiledTariff {
                 "one or more swaps",
             ));
         }
-        let tag = Tag {
-            item: Some(model.clone()),
-            ..Tag::default()
-        };
         d.charge(
             LineKind::Swap,
-            tag,
-            Decimal::from(s.count),
+            Some(LineLabel::Item(model.clone())),
+            i64::from(s.count),
+            0,
             Unit::Swap,
             price,
             Unit::Swap,
@@ -196,41 +165,71 @@ impl CompiledTariff {
                     ),
                 )
             })?;
-            let tag = Tag {
-                item: Some(s.battery_model.clone()),
-                ..Tag::default()
-            };
-            d.charge(kind, tag, Decimal::from(n), unit, rate, unit, 1)?;
+            let label = Some(LineLabel::Item(s.battery_model.clone()));
+            d.charge(kind, label, i64::from(n), 0, unit, rate, unit, 1)?;
         }
         Ok(())
     }
 }
 
-/// The labels of a charge line.
-#[derive(Default)]
-pub(super) struct Tag {
-    pub tier: Option<std::sync::Arc<str>>,
-    pub band: Option<BandRef>,
-    pub item: Option<String>,
-    pub rule: Option<std::sync::Arc<str>>,
-}
-
 /// A validated coupon: (input index, coupon, limit, threshold, percent).
-type CheckedCoupon<'a> = (
-    usize,
-    &'a Coupon,
-    Option<Money>,
-    Option<Money>,
-    Option<Decimal>,
-);
+type CheckedCoupon<'a> = (usize, &'a Coupon, Option<i64>, Option<i64>, Option<Decimal>);
 
-/// A quote being built.
+/// A quote being built, in the pieces the sweep and the discounts fill; the
+/// subtotals are kept in minor units as lines are pushed (see [`slot`]).
 pub(super) struct Draft {
-    pub quote: Quote,
+    pub service: Service,
+    pub charging: Option<ChargingSummary>,
+    pub segments: Vec<Segment>,
+    lines: Vec<QuoteLine>,
+    skipped: Vec<SkippedCoupon>,
     rounding: crate::money::Rounding,
     currency: Currency,
-    /// Subtotals in minor units, kept as lines are pushed (see [`slot`]).
     sub: [i64; 9],
+}
+
+/// A short list on the stack that spills to the heap: most sessions have a
+/// handful of lines and power samples, and quoting should not allocate for
+/// them.
+pub(super) struct Short<T: Copy + Default, const N: usize> {
+    buf: [T; N],
+    len: usize,
+    spill: Vec<T>,
+}
+
+impl<T: Copy + Default, const N: usize> Short<T, N> {
+    pub(super) fn new() -> Self {
+        Short {
+            buf: [T::default(); N],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    pub(super) fn push(&mut self, v: T) {
+        if self.spill.is_empty() {
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = v;
+                self.len += 1;
+                return;
+            }
+            self.spill.reserve(N * 2);
+            self.spill.extend_from_slice(&self.buf);
+        }
+        self.spill.push(v);
+    }
+
+    pub(super) fn last(&self) -> Option<&T> {
+        self.as_slice().last()
+    }
+
+    pub(super) fn as_slice(&self) -> &[T] {
+        if self.spill.is_empty() {
+            self.buf.get(..self.len).unwrap_or(&[])
+        } else {
+            &self.spill
+        }
+    }
 }
 
 /// The subtotal a line kind counts towards.
@@ -296,25 +295,38 @@ fn money_err(path: &str) -> impl Fn(MoneyError) -> TariffError + '_ {
     }
 }
 
+fn overflow(path: &'static str) -> impl Fn() -> TariffError {
+    move || TariffError::overflow(path)
+}
+
 impl Draft {
-    /// **The rounding point** of the engine: `price × quantity ÷ divisor`
-    /// rounded to minor units with the tariff's rule, computed exactly as a
-    /// ratio of integers ([`Rounding::round_ratio`](crate::money::Rounding::round_ratio)).
+    pub(super) fn new(t: &CompiledTariff, service: Service) -> Draft {
+        Draft {
+            service,
+            charging: None,
+            segments: Vec::new(),
+            lines: Vec::with_capacity(8),
+            skipped: Vec::new(),
+            rounding: t.rounding,
+            currency: t.currency,
+            sub: [0; 9],
+        }
+    }
+
+    /// **The rounding point** of percentage discounts: `base × percent / 100`,
+    /// exactly, rounded once.
     fn minor_of(&self, price: Decimal, quantity: Decimal, divisor: u32) -> Option<i64> {
         let mu = self.currency.minor_units();
         let (pm, qm) = (price.mantissa(), quantity.mantissa());
         let scale = price.scale() + quantity.scale();
-        // Fast path: everything fits 64 bits (prices and quantities of real sessions).
         if let (Some(k), Ok(a), Ok(b)) =
             (scale.checked_sub(mu), i64::try_from(pm), i64::try_from(qm))
         {
-            // 64-bit multiplies only: a checked 128-bit multiply is a library call.
             let den = pow10_i64(k).and_then(|p| p.checked_mul(i64::from(divisor)));
             if let (Some(num), Some(den)) = (a.checked_mul(b), den) {
-                let r = self
-                    .rounding
-                    .round_ratio(i128::from(num), i128::from(den))?;
-                return i64::try_from(r).ok();
+                if let Some(m) = self.rounding.round_ratio_i64(num, den) {
+                    return Some(m);
+                }
             }
         }
         let num = pm.checked_mul(qm)?;
@@ -326,149 +338,204 @@ impl Draft {
         i64::try_from(self.rounding.round_ratio(num, den)?).ok()
     }
 
-    /// Pushes a line, counting its amount (`minor`) into its subtotal.
-    fn push(&mut self, line: QuoteLine, minor: i64) -> Result<&mut QuoteLine> {
+    /// **The rounding point** of charge lines: `q × 10^-q_scale × price ÷
+    /// divisor` rounded to minor units with the tariff's rule, computed
+    /// exactly as a ratio of integers — in 64 bits for every real session,
+    /// and by a constant divisor for the usual ones (a 64-bit division by a
+    /// variable costs more than the rest of the line).
+    #[inline]
+    fn minor_of_line(&self, price: Money, q: i64, q_scale: u32, divisor: i64) -> Option<i64> {
+        let p = price.amount();
+        // The price in 10^-5 units (unit prices have at most 5 places), so the
+        // denominator depends only on the line's kind and the currency.
+        let p5 = 5u32
+            .checked_sub(p.scale())
+            .and_then(pow10_i64)
+            .zip(i64::try_from(p.mantissa()).ok())
+            .and_then(|(f, m)| m.checked_mul(f));
+        if let Some(num) = p5.and_then(|p5| q.checked_mul(p5)) {
+            let r = self.rounding;
+            let m = match (self.currency.minor_units(), q_scale, divisor) {
+                (2, ENERGY_DP, 1) => r.round_ratio_by::<10_000_000>(num),
+                (2, 0, 60) => r.round_ratio_by::<60_000>(num),
+                (2, 0, 3600) => r.round_ratio_by::<3_600_000>(num),
+                (2, 0, 1) => r.round_ratio_by::<1_000>(num),
+                (mu, qs, div) => (qs + 5)
+                    .checked_sub(mu)
+                    .and_then(pow10_i64)
+                    .and_then(|d| d.checked_mul(div))
+                    .and_then(|den| r.round_ratio_i64(num, den)),
+            };
+            if m.is_some() {
+                return m;
+            }
+        }
+        let divisor = u32::try_from(divisor).ok()?;
+        self.minor_of(p, decimal(q, q_scale), divisor)
+    }
+
+    /// Counts `minor` into the subtotal of `kind`.
+    fn count(&mut self, kind: LineKind, minor: i64) -> Result<()> {
         let s = self
             .sub
-            .get_mut(slot(line.kind))
-            .ok_or_else(|| TariffError::overflow("subtotals"))?;
-        *s = s
-            .checked_add(minor)
-            .ok_or_else(|| TariffError::overflow("subtotals"))?;
-        self.quote.lines.push(line);
-        self.quote
-            .lines
-            .last_mut()
-            .ok_or_else(|| TariffError::overflow("lines"))
+            .get_mut(slot(kind))
+            .ok_or_else(overflow("subtotals"))?;
+        *s = s.checked_add(minor).ok_or_else(overflow("subtotals"))?;
+        Ok(())
     }
 
-    /// Pushes a line whose amount is a whole number of minor units.
-    fn push_money(&mut self, line: QuoteLine) -> Result<&mut QuoteLine> {
-        let minor = line
-            .amount
-            .to_minor()
-            .ok_or_else(|| TariffError::overflow(line.kind.name()))?;
-        self.push(line, minor)
-    }
-
-    /// Pushes a charge line: `amount = round(quantity × unit_price ÷ divisor)`.
-    /// Built in place: lines are large and quoting is a hot path.
+    /// Pushes a charge line of `q × 10^-q_scale` units:
+    /// `amount = round(quantity × unit_price ÷ divisor)`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn charge(
         &mut self,
         kind: LineKind,
-        tag: Tag,
-        quantity: Decimal,
+        label: Option<LineLabel>,
+        q: i64,
+        q_scale: u32,
         unit: Unit,
         unit_price: Money,
         per: Unit,
-        divisor: u32,
+        divisor: i64,
     ) -> Result<()> {
         let minor = self
-            .minor_of(unit_price.amount(), quantity, divisor)
+            .minor_of_line(unit_price, q, q_scale, divisor)
             .ok_or_else(|| TariffError::overflow(kind.name()))?;
-        let s = self
-            .sub
-            .get_mut(slot(kind))
-            .ok_or_else(|| TariffError::overflow("subtotals"))?;
-        *s = s
-            .checked_add(minor)
-            .ok_or_else(|| TariffError::overflow("subtotals"))?;
-        let amount = Money::from_minor(minor, self.currency);
-        self.quote.lines.push(QuoteLine {
+        self.count(kind, minor)?;
+        self.lines.push(QuoteLine {
             kind,
-            tier: tag.tier,
-            band: tag.band,
-            item: tag.item,
-            rule: tag.rule,
-            quantity: Some(quantity),
+            label,
+            quantity: Some(decimal(q, q_scale)),
             unit: Some(unit),
-            unit_price: Some(unit_price),
             per: Some(per),
-            base: None,
-            percent: None,
-            limit: None,
-            threshold: None,
-            amount,
-            reduced_by: Money::zero(self.currency),
-            net: amount,
+            unit_price: Some(unit_price),
+            amount: Money::from_minor(minor, self.currency),
+            reduced_by: Money::from_minor(0, self.currency),
+            terms: None,
         });
         Ok(())
     }
 
-    /// Sum of the net amounts of the charge lines whose kind passes `f`.
-    pub(super) fn sum_net(&self, f: impl Fn(LineKind) -> bool) -> Result<Money> {
-        Money::sum(
-            self.currency,
-            self.quote
-                .lines
-                .iter()
-                .filter(|l| l.kind.is_charge() && f(l.kind))
-                .map(|l| l.net),
-        )
-        .map_err(money_err("lines"))
-    }
-
-    /// An adjustment line `limit − base`; a negative one is spread over the
-    /// charge lines whose kind passes `targets`.
-    pub(super) fn adjust(
+    /// Pushes an adjustment or discount line of `amount` minor units.
+    fn push_reduction(
         &mut self,
         kind: LineKind,
-        base: Money,
-        limit: Money,
-        targets: impl Fn(LineKind) -> bool,
+        label: Option<LineLabel>,
+        amount: i64,
+        terms: LineTerms,
     ) -> Result<()> {
-        let delta = limit.checked_sub(base).map_err(money_err(kind.name()))?;
-        if delta.is_negative() {
-            self.reduce(delta.neg(), &targets)?;
-        }
-        let mut l = QuoteLine::new(kind, delta);
-        l.base = Some(base);
-        l.limit = Some(limit);
-        self.push_money(l)?;
+        self.count(kind, amount)?;
+        self.lines.push(QuoteLine {
+            kind,
+            label,
+            quantity: None,
+            unit: None,
+            per: None,
+            unit_price: None,
+            amount: Money::from_minor(amount, self.currency),
+            reduced_by: Money::from_minor(0, self.currency),
+            terms: Some(Box::new(terms)),
+        });
         Ok(())
     }
 
-    /// Takes `amount` (≥ 0, ≤ the sum of the targets' nets) off the target
-    /// charge lines, in proportion to their nets (largest remainder).
-    fn reduce(&mut self, amount: Money, targets: &impl Fn(LineKind) -> bool) -> Result<()> {
-        if !amount.is_positive() {
-            return Ok(());
-        }
-        let idx: Vec<usize> = self
-            .quote
+    /// What is left of a charge line, in minor units.
+    fn net_minor(l: &QuoteLine) -> Option<i64> {
+        l.amount
+            .minor_units_fast()?
+            .checked_sub(l.reduced_by.minor_units_fast()?)
+    }
+
+    /// Sum of the net amounts of the charge lines whose kind passes `f`, in
+    /// minor units.
+    pub(super) fn sum_net(&self, f: impl Fn(LineKind) -> bool) -> Result<i64> {
+        let mut sum = 0i64;
+        for l in self
             .lines
             .iter()
-            .enumerate()
-            .filter(|(_, l)| l.kind.is_charge() && targets(l.kind) && l.net.is_positive())
-            .map(|(i, _)| i)
-            .collect();
-        let weights: Vec<Decimal> = idx
-            .iter()
-            .filter_map(|i| self.quote.lines.get(*i).map(|l| l.net.amount()))
-            .collect();
-        let parts = amount.allocate(&weights).map_err(money_err("reduce"))?;
+            .filter(|l| l.kind.is_charge() && f(l.kind))
+        {
+            sum = Self::net_minor(l)
+                .and_then(|n| sum.checked_add(n))
+                .ok_or_else(overflow("lines"))?;
+        }
+        Ok(sum)
+    }
+
+    /// An adjustment line `limit − base` (minor units); a negative one is
+    /// spread over the charge lines whose kind passes `targets`.
+    pub(super) fn adjust(
+        &mut self,
+        kind: LineKind,
+        base: i64,
+        limit: i64,
+        targets: impl Fn(LineKind) -> bool,
+    ) -> Result<()> {
+        let delta = limit
+            .checked_sub(base)
+            .ok_or_else(|| TariffError::overflow(kind.name()))?;
+        if delta < 0 {
+            self.reduce(-delta, &targets)?;
+        }
+        let cur = self.currency;
+        self.push_reduction(
+            kind,
+            None,
+            delta,
+            LineTerms {
+                base: Some(Money::from_minor(base, cur)),
+                limit: Some(Money::from_minor(limit, cur)),
+                ..LineTerms::default()
+            },
+        )
+    }
+
+    /// Takes `amount` (≥ 0, ≤ the sum of the targets' nets; minor units) off
+    /// the target charge lines, in proportion to their nets (largest
+    /// remainder, [`Money::allocate`]).
+    fn reduce(&mut self, amount: i64, targets: &impl Fn(LineKind) -> bool) -> Result<()> {
+        if amount <= 0 {
+            return Ok(());
+        }
+        let mu = self.currency.minor_units();
+        let mut idx: Vec<usize> = Vec::new();
+        let mut weights: Vec<Decimal> = Vec::new();
+        for (i, l) in self.lines.iter().enumerate() {
+            if l.kind.is_charge() && targets(l.kind) {
+                let net = Self::net_minor(l).ok_or_else(overflow("reduce"))?;
+                if net > 0 {
+                    idx.push(i);
+                    weights.push(decimal(net, mu));
+                }
+            }
+        }
+        let parts = Money::from_minor(amount, self.currency)
+            .allocate(&weights)
+            .map_err(money_err("reduce"))?;
         for (i, p) in idx.into_iter().zip(parts) {
-            if let Some(l) = self.quote.lines.get_mut(i) {
+            if let Some(l) = self.lines.get_mut(i) {
                 l.reduced_by = l.reduced_by.checked_add(p).map_err(money_err("reduce"))?;
-                l.net = l.net.checked_sub(p).map_err(money_err("reduce"))?;
             }
         }
         Ok(())
     }
 
-    fn discounts(
+    pub(super) fn discounts(
         &mut self,
         scope: DiscountScope,
         member: Option<&Member>,
         coupons: &[Coupon],
     ) -> Result<()> {
+        if member.is_none() && coupons.is_empty() {
+            return Ok(());
+        }
         // Validate everything first, in input order.
         let member_pct = match member {
             Some(m) => Some(percent("session.member.percent_off", m.percent_off)?),
             None => None,
         };
         let cur = self.currency;
+        let minor = |m: Money| m.minor_units_fast().ok_or_else(overflow("coupon"));
         let mut checked: Vec<CheckedCoupon<'_>> = Vec::with_capacity(coupons.len());
         for (i, c) in coupons.iter().enumerate() {
             let p = |f: &str| format!("session.coupons[{i}].{f}");
@@ -487,18 +554,19 @@ impl Draft {
             // (limit, threshold, percent)
             let entry = match c {
                 Coupon::Fixed { amount: a, .. } => {
-                    (Some(amount(&p("amount"), *a, cur)?), None, None)
+                    (Some(minor(amount(&p("amount"), *a, cur)?)?), None, None)
                 }
                 Coupon::Percent {
                     percent_off, cap, ..
                 } => (
-                    cap.map(|x| amount(&p("cap"), x, cur)).transpose()?,
+                    cap.map(|x| amount(&p("cap"), x, cur).and_then(minor))
+                        .transpose()?,
                     None,
                     Some(percent(&p("percent_off"), *percent_off)?),
                 ),
                 Coupon::Threshold { spend, off, .. } => (
-                    Some(amount(&p("off"), *off, cur)?),
-                    Some(amount(&p("spend"), *spend, cur)?),
+                    Some(minor(amount(&p("off"), *off, cur)?)?),
+                    Some(minor(amount(&p("spend"), *spend, cur)?)?),
                     None,
                 ),
             };
@@ -511,19 +579,25 @@ impl Draft {
                 DiscountScope::ServiceOnly => !matches!(k, LineKind::Electricity | LineKind::Idle),
             }
         };
+        let m = |minor: i64| Money::from_minor(minor, cur);
 
         // 4. Member discount.
-        if let (Some(m), Some(pct)) = (member, member_pct) {
+        if let (Some(member), Some(pct)) = (member, member_pct) {
             let f = in_scope(scope);
             let base = self.sum_net(f)?;
-            if base.is_positive() {
+            if base > 0 {
                 let off = self.percent_of(base, pct, "member_discount")?;
                 self.reduce(off, &f)?;
-                let mut l = QuoteLine::new(LineKind::MemberDiscount, off.neg());
-                l.item = Some(m.level.clone());
-                l.base = Some(base);
-                l.percent = Some(pct);
-                self.push_money(l)?;
+                self.push_reduction(
+                    LineKind::MemberDiscount,
+                    Some(LineLabel::Item(member.level.clone())),
+                    -off,
+                    LineTerms {
+                        base: Some(m(base)),
+                        percent: Some(pct),
+                        ..LineTerms::default()
+                    },
+                )?;
             }
         }
 
@@ -535,84 +609,91 @@ impl Draft {
             let skip = |reason| SkippedCoupon {
                 id: c.id().to_owned(),
                 reason,
-                eligible: base,
+                eligible: m(base),
             };
-            if !base.is_positive() {
-                self.quote
-                    .skipped_coupons
-                    .push(skip(SkipReason::NothingEligible));
+            if base <= 0 {
+                self.skipped.push(skip(SkipReason::NothingEligible));
                 continue;
             }
-            if threshold.is_some_and(|th| base.amount() < th.amount()) {
-                self.quote
-                    .skipped_coupons
-                    .push(skip(SkipReason::BelowThreshold));
+            if threshold.is_some_and(|th| base < th) {
+                self.skipped.push(skip(SkipReason::BelowThreshold));
                 continue;
             }
-            let mut off = match pct {
+            let off = match pct {
                 Some(p) => {
                     let o = self.percent_of(base, p, "coupon")?;
-                    match limit {
-                        Some(cap) => o.checked_min(cap).map_err(money_err("coupon"))?,
-                        None => o,
-                    }
+                    limit.map_or(o, |cap| o.min(cap))
                 }
-                None => limit.unwrap_or(Money::zero(cur)),
-            };
-            off = off.checked_min(base).map_err(money_err("coupon"))?;
+                None => limit.unwrap_or(0),
+            }
+            .min(base);
             self.reduce(off, &f)?;
-            let mut l = QuoteLine::new(LineKind::Coupon, off.neg());
-            l.item = Some(c.id().to_owned());
-            l.base = Some(base);
-            l.percent = pct;
-            l.limit = limit;
-            l.threshold = threshold;
-            self.push_money(l)?;
+            self.push_reduction(
+                LineKind::Coupon,
+                Some(LineLabel::Item(c.id().to_owned())),
+                -off,
+                LineTerms {
+                    base: Some(m(base)),
+                    percent: pct,
+                    limit: limit.map(m),
+                    threshold: threshold.map(m),
+                },
+            )?;
         }
         Ok(())
     }
 
     /// **Rounding point** of percentage discounts: `base × percent / 100`
-    /// rounded once, never more than `base`.
-    fn percent_of(&self, base: Money, pct: Decimal, what: &str) -> Result<Money> {
-        let minor = self
-            .minor_of(base.amount(), pct, 100)
+    /// rounded once, never more than `base` (minor units).
+    fn percent_of(&self, base: i64, pct: Decimal, what: &str) -> Result<i64> {
+        let m = self
+            .minor_of(decimal(base, self.currency.minor_units()), pct, 100)
             .ok_or_else(|| TariffError::overflow(what))?;
-        Money::from_minor(minor, self.currency)
-            .checked_min(base)
-            .map_err(money_err(what))
+        Ok(m.min(base))
     }
 
-    fn finish(mut self) -> Result<Quote> {
+    /// Makes the quote: subtotals and total from the minor-unit sums.
+    pub(super) fn finish(self, t: &CompiledTariff) -> Result<Quote> {
         let cur = self.currency;
-        // Subtotals were set to zero (scale 0) by `draft`; only the non-zero
-        // ones are replaced, in place (the quote is large; no copies).
-        let st = &mut self.quote.subtotals;
-        for (slot, minor) in [
-            &mut st.electricity,
-            &mut st.service,
-            &mut st.time,
-            &mut st.idle,
-            &mut st.fees,
-            &mut st.swap,
-            &mut st.rental,
-            &mut st.adjustments,
-            &mut st.discounts,
-        ]
-        .into_iter()
-        .zip(self.sub)
-        {
-            if minor != 0 {
-                *slot = Money::from_minor(minor, cur);
-            }
-        }
+        let m = |minor: i64| Money::from_minor(minor, cur);
+        let [
+            electricity,
+            service,
+            time,
+            idle,
+            fees,
+            swap,
+            rental,
+            adjustments,
+            discounts,
+        ] = self.sub;
         let total = self
             .sub
             .iter()
             .try_fold(0i64, |a, m| a.checked_add(*m))
-            .ok_or_else(|| TariffError::overflow("total"))?;
-        self.quote.total = Money::from_minor(total, cur);
-        Ok(self.quote)
+            .ok_or_else(overflow("total"))?;
+        Ok(Quote {
+            tariff: t.id.clone(),
+            currency: cur,
+            rounding: self.rounding,
+            service: self.service,
+            charging: self.charging,
+            segments: self.segments,
+            lines: self.lines,
+            subtotals: Subtotals {
+                electricity: m(electricity),
+                service: m(service),
+                time: m(time),
+                idle: m(idle),
+                fees: m(fees),
+                swap: m(swap),
+                rental: m(rental),
+                adjustments: m(adjustments),
+                discounts: m(discounts),
+            },
+            total: m(total),
+            skipped_coupons: self.skipped,
+        })
     }
 }
 
@@ -655,14 +736,13 @@ pub(super) fn date_of_day(day: i64) -> Result<NaiveDate> {
 
 /// 0.0001 kWh units → kWh with 4 decimal places (no checks needed: any i64 fits).
 pub(crate) fn kwh(units: i64) -> Decimal {
-    let m = units.unsigned_abs();
-    Decimal::from_parts(
-        (m & 0xFFFF_FFFF) as u32,
-        (m >> 32) as u32,
-        0,
-        units < 0,
-        ENERGY_DP,
-    )
+    decimal(units, ENERGY_DP)
+}
+
+/// `v × 10^-scale` as a decimal (`scale` ≤ 28; any i64 fits the mantissa).
+pub(crate) fn decimal(v: i64, scale: u32) -> Decimal {
+    let m = v.unsigned_abs();
+    Decimal::from_parts((m & 0xFFFF_FFFF) as u32, (m >> 32) as u32, 0, v < 0, scale)
 }
 
 /// kWh → 0.0001 kWh units, checked. The path is built only on error.

@@ -218,16 +218,16 @@ fn line(l: &QuoteLine) -> String {
         LineKind::MemberDiscount => "member discount (会员折扣)".to_owned(),
         LineKind::Coupon => "coupon (优惠券)".to_owned(),
     };
-    if let Some(t) = &l.tier {
+    if let Some(t) = l.tier() {
         head = format!("{head} {t}");
     }
-    if let Some(b) = &l.band {
+    if let Some(b) = &l.band() {
         head = format!("{head} {}", band(b));
     }
-    if let Some(i) = &l.item {
+    if let Some(i) = l.item() {
         head = format!("{head} {i}");
     }
-    if let Some(r) = &l.rule {
+    if let Some(r) = l.rule() {
         head = format!("{head} by rule {r}");
     }
     let mut s = format!("{head}: ");
@@ -253,13 +253,13 @@ fn line(l: &QuoteLine) -> String {
             }
         }
         _ => {
-            let base = l.base.map(|b| b.to_string()).unwrap_or_default();
+            let base = l.base().map(|b| b.to_string()).unwrap_or_default();
             match l.kind {
                 LineKind::TimeMinimum | LineKind::SessionMinimum => {
                     let _ = write!(
                         s,
                         "{base} is below the minimum {}, top-up {}",
-                        l.limit.map(|m| m.to_string()).unwrap_or_default(),
+                        l.limit().map(|m| m.to_string()).unwrap_or_default(),
                         signed(&l.amount)
                     );
                 }
@@ -267,12 +267,12 @@ fn line(l: &QuoteLine) -> String {
                     let _ = write!(
                         s,
                         "{base} is above the cap {}, {}",
-                        l.limit.map(|m| m.to_string()).unwrap_or_default(),
+                        l.limit().map(|m| m.to_string()).unwrap_or_default(),
                         signed(&l.amount)
                     );
                 }
                 _ => {
-                    match (l.percent, l.threshold, l.limit) {
+                    match (l.percent(), l.threshold(), l.limit()) {
                         (Some(p), _, cap) => {
                             let _ = write!(s, "{}% of {base}", p.normalize());
                             if let Some(c) = cap {
@@ -293,7 +293,7 @@ fn line(l: &QuoteLine) -> String {
         }
     }
     if !l.reduced_by.is_zero() {
-        let _ = write!(s, "  [less {} → net {}]", l.reduced_by, l.net);
+        let _ = write!(s, "  [less {} → net {}]", l.reduced_by, l.net());
     }
     s
 }

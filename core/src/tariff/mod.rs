@@ -72,8 +72,8 @@ pub use model::{
     TierPrice, TimePricing, Tou, TouRange, Weekday, WeekdayOverride,
 };
 pub use quote::{
-    BandRef, ChargingSummary, EnergySource, LineKind, Quote, QuoteLine, Segment, Service,
-    SkipReason, SkippedCoupon, Subtotals, Unit,
+    BandRef, ChargingSummary, EnergySource, LineKind, LineLabel, LineTerms, Quote, QuoteLine,
+    Segment, Service, SkipReason, SkippedCoupon, Subtotals, Unit,
 };
 pub use rules::MAX_RULES;
 pub use session::{

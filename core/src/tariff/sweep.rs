@@ -6,16 +6,15 @@
 //! registers), its prices, and a [`Segment`] in the quote. Idle time is
 //! swept the same way when rules price it.
 
-use std::sync::Arc;
-
 use chrono::{Datelike, NaiveDate};
-use rust_decimal::Decimal;
 
 use super::compile::{CompiledTariff, DAY, MAX_BANDS, MAX_TIERS, Piece};
-use super::engine::{Draft, MAX_SESSION_SECONDS, Tag, date_of_day, energy_units, kwh, local, secs};
+use super::engine::{
+    Draft, ENERGY_DP, MAX_SESSION_SECONDS, Short, date_of_day, energy_units, kwh, local, secs,
+};
 use super::error::TariffError;
 use super::model::BandRule;
-use super::quote::{BandRef, ChargingSummary, EnergySource, LineKind, Segment, Unit};
+use super::quote::{BandRef, ChargingSummary, EnergySource, LineKind, LineLabel, Segment, Unit};
 use super::rules::{At, MAX_RULES, Rules, milliamps};
 use super::session::{ChargingSession, MeterReading};
 use crate::money::Money;
@@ -28,7 +27,7 @@ const EKEYS: usize = MAX_TIERS + MAX_RULES;
 const TKEYS: usize = MAX_BANDS + MAX_RULES;
 
 /// A power sample that changes something: its instant, band, and readings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Sample {
     at: i64,
     band: u8,
@@ -38,6 +37,47 @@ struct Sample {
 
 /// The session fee, once decided: its price and the rule that set it.
 type Fee = Option<(Money, Option<usize>)>;
+
+/// Amounts by price key: tiers (or bands) first, then rules, whose part is
+/// allocated only when the tariff has rules (the fast path stays small).
+struct ByKey<const N: usize> {
+    fixed: [i64; N],
+    rules: Vec<i64>,
+}
+
+impl<const N: usize> ByKey<N> {
+    fn new(rules: bool) -> Self {
+        ByKey {
+            fixed: [0; N],
+            rules: if rules {
+                vec![0; MAX_RULES]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn get(&self, key: usize) -> i64 {
+        match key.checked_sub(N) {
+            None => self.fixed.get(key).copied().unwrap_or(0),
+            Some(i) => self.rules.get(i).copied().unwrap_or(0),
+        }
+    }
+
+    fn add(&mut self, key: usize, v: i64) {
+        let slot = match key.checked_sub(N) {
+            None => self.fixed.get_mut(key),
+            Some(i) => self.rules.get_mut(i),
+        };
+        if let Some(x) = slot {
+            *x += v;
+        }
+    }
+
+    fn sum(&self) -> i64 {
+        self.fixed.iter().chain(&self.rules).sum()
+    }
+}
 
 impl CompiledTariff {
     /// Prices the charging part of a session into `d`.
@@ -148,7 +188,7 @@ impl CompiledTariff {
         // power and current conditions of rules.
         let power_rules = rules.filter(|r| r.uses_power);
         let want_power = self.time.is_some() || power_rules.is_some();
-        let mut power: Vec<Sample> = Vec::with_capacity(if want_power { s.power.len() } else { 0 });
+        let mut power: Short<Sample, 8> = Short::new();
         let mut last_at = i64::MIN;
         let mut last_sig = 0u64;
         for (i, p) in s.power.iter().enumerate() {
@@ -218,12 +258,12 @@ impl CompiledTariff {
 
         // Sweep: cut the session at tier boundaries, midnight, band changes
         // and rule boundaries.
-        let mut e_units = [0i64; EKEYS];
+        let mut e_units: ByKey<MAX_TIERS> = ByKey::new(rules.is_some());
         let mut e_order = [0u8; EKEYS];
         let mut e_seen = 0usize;
         let mut e_seen_mask = 0u128;
         let mut e_last: Option<usize> = None;
-        let mut t_secs = [0i64; TKEYS];
+        let mut t_secs: ByKey<MAX_BANDS> = ByKey::new(rules.is_some());
         let mut t_last: Option<usize> = None;
         let mut fee: Option<Fee> = None;
         let mut c = start;
@@ -232,6 +272,7 @@ impl CompiledTariff {
         let mut day_date = s.start.date();
         let mut weekday = 0u8;
         let mut profile: &[Piece] = &[];
+        let power = power.as_slice();
         let mut pi = 0usize; // next power change index with at > c
         let mut seg_from = s.start;
         let mut r_c = if points.is_empty() {
@@ -338,9 +379,7 @@ impl CompiledTariff {
                         }
                         e_seen += 1;
                     }
-                    if let Some(acc) = e_units.get_mut(key) {
-                        *acc += units;
-                    }
+                    e_units.add(key, units);
                     let priced = e_rule.is_some()
                         || self
                             .tiers
@@ -363,9 +402,7 @@ impl CompiledTariff {
                     None => self.time.as_ref().map(|_| usize::from(band.unwrap_or(0))),
                 };
                 if let Some(k) = key {
-                    if let Some(acc) = t_secs.get_mut(k) {
-                        *acc += b - c;
-                    }
+                    t_secs.add(k, b - c);
                     t_last = Some(k);
                 }
             }
@@ -418,7 +455,7 @@ impl CompiledTariff {
             Some(re - rs)
         };
         let idle_seconds = unplugged.map_or(0, |u| u - end);
-        d.quote.charging = Some(ChargingSummary {
+        d.charging = Some(ChargingSummary {
             start: s.start,
             end: s.end,
             unplugged_at: s.unplugged_at,
@@ -427,7 +464,7 @@ impl CompiledTariff {
             energy_kwh: energy_total.map(kwh),
             energy_source: source,
         });
-        d.quote.segments = segments;
+        d.segments = segments;
 
         // 1. Energy lines, per price (tier or rule) in order of first appearance.
         if let Some(k) = e_last {
@@ -447,33 +484,27 @@ impl CompiledTariff {
                         key >= MAX_TIERS || self.tiers.get(key).is_some_and(|t| t.price.is_some());
                     if priced {
                         total = total
-                            .checked_add(e_units.get(key).copied().unwrap_or(0))
+                            .checked_add(e_units.get(key))
                             .ok_or_else(|| TariffError::overflow("energy"))?;
                     }
                 }
                 let extra = (step - total.rem_euclid(step)) % step;
-                if let Some(acc) = e_units.get_mut(k) {
-                    *acc += extra;
-                }
+                e_units.add(k, extra);
             }
         }
         for &key in e_order.iter().take(e_seen) {
             let key = usize::from(key);
-            let units = e_units.get(key).copied().unwrap_or(0);
+            let units = e_units.get(key);
             if units == 0 {
                 continue;
             }
-            let (el, sv, tag) = match key.checked_sub(MAX_TIERS) {
+            let (el, sv, label) = match key.checked_sub(MAX_TIERS) {
                 Some(i) => {
-                    let Some(r) = rules.and_then(|r| r.list.get(i)) else {
+                    let Some(e) = rules.and_then(|r| r.list.get(i)).and_then(|r| r.energy) else {
                         continue;
                     };
-                    let Some(e) = r.energy else { continue };
-                    let tag = || Tag {
-                        rule: Some(r.name.clone()),
-                        ..Tag::default()
-                    };
-                    (e.electricity, e.service, tag())
+                    let name = rules.and_then(|r| r.list.get(i)).map(|r| r.name.clone());
+                    (e.electricity, e.service, name.map(LineLabel::Rule))
                 }
                 None => {
                     let tier = self
@@ -481,34 +512,35 @@ impl CompiledTariff {
                         .get(key)
                         .ok_or_else(|| TariffError::overflow("energy.tiers"))?;
                     let Some((el, sv)) = tier.price else { continue };
-                    let tag = Tag {
-                        tier: Some(tier.name.clone()),
-                        ..Tag::default()
-                    };
-                    (el, sv, tag)
+                    (el, sv, Some(LineLabel::Tier(tier.name.clone())))
                 }
             };
-            let qty = kwh(units);
             d.charge(
                 LineKind::Electricity,
-                Tag {
-                    tier: tag.tier.clone(),
-                    rule: tag.rule.clone(),
-                    ..Tag::default()
-                },
-                qty,
+                label.clone(),
+                units,
+                ENERGY_DP,
                 Unit::Kwh,
                 el,
                 Unit::Kwh,
                 1,
             )?;
-            d.charge(LineKind::Service, tag, qty, Unit::Kwh, sv, Unit::Kwh, 1)?;
+            d.charge(
+                LineKind::Service,
+                label,
+                units,
+                ENERGY_DP,
+                Unit::Kwh,
+                sv,
+                Unit::Kwh,
+                1,
+            )?;
         }
 
         // 1. Time lines.
         let mut time_billed = false;
         if as_measured {
-            let total: i64 = t_secs.iter().sum();
+            let total = t_secs.sum();
             if let Some(k) = t_last.filter(|_| total > 0) {
                 let section = self.time.as_ref().map(|t| t.step_s);
                 let step = match k.checked_sub(MAX_BANDS) {
@@ -521,28 +553,24 @@ impl CompiledTariff {
                 }
                 .unwrap_or(60);
                 let extra = (step - total % step) % step;
-                if let Some(acc) = t_secs.get_mut(k) {
-                    *acc += extra;
-                }
+                t_secs.add(k, extra);
             }
-            for (k, &n) in t_secs.iter().enumerate() {
+            for k in 0..TKEYS {
+                let n = t_secs.get(k);
                 if n == 0 {
                     continue;
                 }
                 time_billed = true;
-                let (tag, price) = match k.checked_sub(MAX_BANDS) {
+                let (label, price) = match k.checked_sub(MAX_BANDS) {
                     None => {
                         let Some(band) = self.time.as_ref().and_then(|t| t.bands.get(k)) else {
                             continue;
                         };
-                        let tag = Tag {
-                            band: Some(BandRef {
-                                from_w: band.from_w,
-                                to_w: band.to_w,
-                            }),
-                            ..Tag::default()
+                        let band_ref = BandRef {
+                            from_w: band.from_w,
+                            to_w: band.to_w,
                         };
-                        (tag, band.per_hour)
+                        (Some(LineLabel::Band(band_ref)), band.per_hour)
                     }
                     Some(i) => {
                         let Some((r, p)) = rules
@@ -551,17 +579,14 @@ impl CompiledTariff {
                         else {
                             continue;
                         };
-                        let tag = Tag {
-                            rule: Some(r.name.clone()),
-                            ..Tag::default()
-                        };
-                        (tag, p.per_hour)
+                        (Some(LineLabel::Rule(r.name.clone())), p.per_hour)
                     }
                 };
                 d.charge(
                     LineKind::Time,
-                    tag,
-                    Decimal::from(n),
+                    label,
+                    n,
+                    0,
                     Unit::Second,
                     price,
                     Unit::Hour,
@@ -569,7 +594,7 @@ impl CompiledTariff {
                 )?;
             }
         } else if let Some(t) = &self.time {
-            let steps = bill_steps(t.rule, t.step_s, bill_start, end, &power);
+            let steps = bill_steps(t.rule, t.step_s, bill_start, end, power);
             for (bi, n) in steps.iter().enumerate() {
                 if *n == 0 {
                     continue;
@@ -579,20 +604,18 @@ impl CompiledTariff {
                     .bands
                     .get(bi)
                     .ok_or_else(|| TariffError::overflow("time.bands"))?;
-                let quantity = n
-                    .checked_mul(u64::try_from(t.step_s / t.unit_s).unwrap_or(0))
+                let quantity = i64::try_from(*n)
+                    .ok()
+                    .and_then(|n| n.checked_mul(t.step_s / t.unit_s))
                     .ok_or_else(|| TariffError::overflow("time"))?;
-                let tag = Tag {
-                    band: Some(BandRef {
-                        from_w: band.from_w,
-                        to_w: band.to_w,
-                    }),
-                    ..Tag::default()
-                };
                 d.charge(
                     LineKind::Time,
-                    tag,
-                    Decimal::from(quantity),
+                    Some(LineLabel::Band(BandRef {
+                        from_w: band.from_w,
+                        to_w: band.to_w,
+                    })),
+                    quantity,
+                    0,
                     if t.unit_s == 60 {
                         Unit::Minute
                     } else {
@@ -600,7 +623,7 @@ impl CompiledTariff {
                     },
                     band.per_hour,
                     Unit::Hour,
-                    u32::try_from(3600 / t.unit_s).unwrap_or(60),
+                    3600 / t.unit_s,
                 )?;
             }
         }
@@ -625,8 +648,9 @@ impl CompiledTariff {
                             .ok_or_else(|| TariffError::overflow("idle"))?;
                         d.charge(
                             LineKind::Idle,
-                            Tag::default(),
-                            Decimal::from(quantity),
+                            None,
+                            quantity,
+                            0,
                             if r.unit_s == 60 {
                                 Unit::Minute
                             } else {
@@ -634,7 +658,7 @@ impl CompiledTariff {
                             },
                             r.per_hour,
                             Unit::Hour,
-                            u32::try_from(3600 / r.unit_s).unwrap_or(60),
+                            3600 / r.unit_s,
                         )?;
                     }
                 }
@@ -658,16 +682,14 @@ impl CompiledTariff {
             },
         };
         if let Some((f, rule)) = fee {
-            let tag = Tag {
-                rule: rule
-                    .and_then(|i| rules.and_then(|r| r.list.get(i)))
-                    .map(|r| r.name.clone()),
-                ..Tag::default()
-            };
+            let label = rule
+                .and_then(|i| rules.and_then(|r| r.list.get(i)))
+                .map(|r| LineLabel::Rule(r.name.clone()));
             d.charge(
                 LineKind::SessionFee,
-                tag,
-                Decimal::ONE,
+                label,
+                1,
+                0,
                 Unit::Session,
                 f,
                 Unit::Session,
@@ -676,21 +698,25 @@ impl CompiledTariff {
         }
 
         // 2. Time minimum and cap; idle cap.
+        let minor = |m: Option<Money>| {
+            m.map(|m| {
+                m.minor_units_fast()
+                    .ok_or_else(|| TariffError::overflow("limits"))
+            })
+            .transpose()
+        };
         if let Some(t) = &self.time {
             let base = d.sum_net(|k| k == LineKind::Time)?;
-            if let Some(min) = t
-                .minimum
-                .filter(|m| time_billed && base.amount() < m.amount())
-            {
+            if let Some(min) = minor(t.minimum)?.filter(|m| time_billed && base < *m) {
                 d.adjust(LineKind::TimeMinimum, base, min, |_| false)?;
             }
-            if let Some(cap) = t.cap.filter(|c| base.amount() > c.amount()) {
+            if let Some(cap) = minor(t.cap)?.filter(|c| base > *c) {
                 d.adjust(LineKind::TimeCap, base, cap, |k| k == LineKind::Time)?;
             }
         }
-        if let Some(cap) = self.idle.as_ref().and_then(|r| r.cap) {
+        if let Some(cap) = minor(self.idle.as_ref().and_then(|r| r.cap))? {
             let base = d.sum_net(|k| k == LineKind::Idle)?;
-            if base.amount() > cap.amount() {
+            if base > cap {
                 d.adjust(LineKind::IdleCap, base, cap, |k| k == LineKind::Idle)?;
             }
         }
@@ -700,10 +726,10 @@ impl CompiledTariff {
             return Ok(());
         }
         let base = d.sum_net(|_| true)?;
-        if let Some(min) = self.min_price.filter(|m| base.amount() < m.amount()) {
+        if let Some(min) = minor(self.min_price)?.filter(|m| base < *m) {
             d.adjust(LineKind::SessionMinimum, base, min, |_| false)?;
         }
-        if let Some(max) = self.max_price.filter(|m| base.amount() > m.amount()) {
+        if let Some(max) = minor(self.max_price)?.filter(|m| base > *m) {
             d.adjust(LineKind::SessionCap, base, max, |_| true)?;
         }
         Ok(())
@@ -842,27 +868,24 @@ impl CompiledTariff {
             if n == 0 {
                 continue;
             }
-            let (tag, price) = match k.checked_sub(1) {
+            let (label, price) = match k.checked_sub(1) {
                 None => {
                     let Some(r) = &self.idle else { continue };
-                    (Tag::default(), r.per_hour)
+                    (None, r.per_hour)
                 }
                 Some(i) => {
                     let Some((r, p)) = rules.list.get(i).and_then(|r| r.idle_price.map(|p| (r, p)))
                     else {
                         continue;
                     };
-                    let tag = Tag {
-                        rule: Some(Arc::clone(&r.name)),
-                        ..Tag::default()
-                    };
-                    (tag, p.per_hour)
+                    (Some(LineLabel::Rule(r.name.clone())), p.per_hour)
                 }
             };
             d.charge(
                 LineKind::Idle,
-                tag,
-                Decimal::from(n),
+                label,
+                n,
+                0,
                 Unit::Second,
                 price,
                 Unit::Hour,

@@ -47,7 +47,7 @@ fn amounts(q: &Quote) -> Vec<(LineKind, Option<String>, String)> {
         .map(|l| {
             (
                 l.kind,
-                l.tier.as_ref().map(|t| t.to_string()),
+                l.tier().map(|t| t.to_string()),
                 l.amount.to_plain_string(),
             )
         })
@@ -478,22 +478,13 @@ fn weekday_and_date_overrides() {
     t["tou"]["dates"] = json!([{"from": "2025-10-01", "to": "2025-10-03", "ranges": [{"start": "00:00", "end": "24:00", "tier": "valley"}]}]);
     let at = |day: &str| json!({"service": "charging", "start": format!("{day}T10:00:00"), "end": format!("{day}T11:00:00"), "energy_kwh": "1"});
     // 2025-03-14 is a Friday (peak), 2025-03-15 a Saturday (flat), 2025-10-02 a Thursday (holiday valley).
+    assert_eq!(&*q(&t, &at("2025-03-14")).lines[0].tier().unwrap(), "peak");
+    assert_eq!(&*q(&t, &at("2025-03-15")).lines[0].tier().unwrap(), "flat");
     assert_eq!(
-        &*q(&t, &at("2025-03-14")).lines[0].tier.clone().unwrap(),
-        "peak"
-    );
-    assert_eq!(
-        &*q(&t, &at("2025-03-15")).lines[0].tier.clone().unwrap(),
-        "flat"
-    );
-    assert_eq!(
-        &*q(&t, &at("2025-10-02")).lines[0].tier.clone().unwrap(),
+        &*q(&t, &at("2025-10-02")).lines[0].tier().unwrap(),
         "valley"
     );
-    assert_eq!(
-        &*q(&t, &at("2025-10-04")).lines[0].tier.clone().unwrap(),
-        "flat"
-    ); // Saturday after the holiday
+    assert_eq!(&*q(&t, &at("2025-10-04")).lines[0].tier().unwrap(), "flat"); // Saturday after the holiday
 }
 
 #[test]
@@ -640,7 +631,7 @@ fn band_changes_bill_each_step_at_its_highest_band() {
         .iter()
         .map(|l| {
             (
-                l.band.unwrap().from_w,
+                l.band().unwrap().from_w,
                 l.quantity.unwrap(),
                 l.amount.to_plain_string(),
             )
@@ -692,7 +683,7 @@ fn free_minutes_minimum_and_cap() {
     assert_eq!(quote.lines[0].amount, m("7.87"));
     assert_eq!(quote.lines[1].kind, LineKind::TimeCap);
     assert_eq!(quote.lines[1].amount, m("-4.87"));
-    assert_eq!(quote.lines[0].net, m("3.00"));
+    assert_eq!(quote.lines[0].net(), m("3.00"));
     assert_eq!(quote.total, m("3.00"));
 }
 
@@ -757,8 +748,8 @@ fn session_fee_min_and_max_price() {
     let s = json!({"service": "charging", "start": "2025-03-12T09:00:00", "end": "2025-03-12T09:30:00", "energy_kwh": "1"});
     let quote = q(&t, &s);
     assert_eq!(lines(&quote, LineKind::SessionCap)[0].amount, m("-0.20"));
-    assert_eq!(quote.lines[0].net, m("0.50"));
-    assert_eq!(quote.lines[1].net, m("0.50"));
+    assert_eq!(quote.lines[0].net(), m("0.50"));
+    assert_eq!(quote.lines[1].net(), m("0.50"));
     assert_eq!(quote.total, m("1.00"));
 }
 
@@ -778,8 +769,8 @@ fn member_discount_scope() {
     let s = flat_session(json!({"member": {"level": "gold", "percent_off": "15"}}));
     let quote = q(&tou4(), &s);
     let md = lines(&quote, LineKind::MemberDiscount)[0].clone();
-    assert_eq!((md.base, md.amount), (Some(m("6.00")), m("-0.90")));
-    assert_eq!(quote.lines[0].net, m("6.00")); // electricity untouched
+    assert_eq!((md.base(), md.amount), (Some(m("6.00")), m("-0.90")));
+    assert_eq!(quote.lines[0].net(), m("6.00")); // electricity untouched
     assert_eq!(quote.total, m("11.10"));
     let mut t = tou4();
     t["member_discount_scope"] = json!("whole");
@@ -807,8 +798,8 @@ fn coupons_apply_threshold_then_fixed_then_percent() {
         .iter()
         .map(|l| {
             (
-                l.item.clone().unwrap(),
-                l.base.unwrap().to_plain_string(),
+                l.item().unwrap().to_owned(),
+                l.base().unwrap().to_plain_string(),
                 l.amount.to_plain_string(),
             )
         })
@@ -832,7 +823,7 @@ fn coupons_never_push_below_zero_and_skips_are_reported() {
     let quote = q(&tou4(), &s);
     // Threshold first: 12.00 ≥ 1 → −1.00; then fixed 50 clipped to 11.00.
     assert_eq!(quote.total, m("0"));
-    assert!(quote.lines.iter().all(|l| !l.net.is_negative()));
+    assert!(quote.lines.iter().all(|l| !l.net().is_negative()));
     let s = flat_session(
         json!({"coupons": [{"kind": "threshold", "id": "T", "spend": "20.00", "off": "5.00"}]}),
     );
@@ -987,7 +978,7 @@ fn check_invariants(t: &Tariff, quote: &Quote) -> Result<(), TestCaseError> {
     let cur = quote.currency;
     let sum = |f: &dyn Fn(&QuoteLine) -> Money| Money::sum(cur, quote.lines.iter().map(f)).unwrap();
     prop_assert_eq!(sum(&|l| l.amount), quote.total);
-    prop_assert_eq!(sum(&|l| l.net), quote.total);
+    prop_assert_eq!(sum(&|l| l.net()), quote.total);
     let st = &quote.subtotals;
     prop_assert_eq!(
         Money::sum(
@@ -1012,12 +1003,12 @@ fn check_invariants(t: &Tariff, quote: &Quote) -> Result<(), TestCaseError> {
     let mut reduced = Money::zero(cur);
     for l in &quote.lines {
         prop_assert!(
-            l.amount.is_minor_exact() && l.net.is_minor_exact() && l.reduced_by.is_minor_exact()
+            l.amount.is_minor_exact() && l.net().is_minor_exact() && l.reduced_by.is_minor_exact()
         );
         if l.kind.is_charge() {
-            prop_assert!(!l.net.is_negative(), "line below zero: {:?}", l);
+            prop_assert!(!l.net().is_negative(), "line below zero: {:?}", l);
             prop_assert!(!l.reduced_by.is_negative());
-            prop_assert_eq!(l.amount.checked_sub(l.reduced_by).unwrap(), l.net);
+            prop_assert_eq!(l.amount.checked_sub(l.reduced_by).unwrap(), l.net());
             reduced = reduced.checked_add(l.reduced_by).unwrap();
             if l.quantity.is_some() {
                 // Rounding point: amount = round(exact), nothing else.
@@ -1031,13 +1022,13 @@ fn check_invariants(t: &Tariff, quote: &Quote) -> Result<(), TestCaseError> {
                 prop_assert!(l.amount.is_positive()); // minimum top-ups
             }
         } else {
-            prop_assert!(l.net.is_zero() && l.reduced_by.is_zero());
+            prop_assert!(l.net().is_zero() && l.reduced_by.is_zero());
             if l.amount.is_negative() {
                 reductions = reductions.checked_add(l.amount.neg()).unwrap();
             }
             if l.kind == LineKind::MemberDiscount || l.kind == LineKind::Coupon {
-                let base = l.base.unwrap();
-                let mut want = match (l.percent, l.threshold, l.limit) {
+                let base = l.base().unwrap();
+                let mut want = match (l.percent(), l.threshold(), l.limit()) {
                     (Some(p), _, cap) => {
                         let r = Money::new(
                             t.rounding
@@ -1167,7 +1158,7 @@ type Key = (LineKind, Option<String>, Option<BandRef>);
 fn by_key(q: &Quote) -> BTreeMap<Key, (Decimal, Money)> {
     let mut out: BTreeMap<Key, (Decimal, Money)> = BTreeMap::new();
     for l in &q.lines {
-        let k = (l.kind, l.tier.as_ref().map(|t| t.to_string()), l.band);
+        let k = (l.kind, l.tier().map(|t| t.to_string()), l.band());
         let e = out
             .entry(k)
             .or_insert((Decimal::ZERO, Money::zero(q.currency)));
@@ -1471,11 +1462,10 @@ fn ruled(q: &Quote) -> Vec<(LineKind, Option<String>, String, String)> {
         .map(|l| {
             (
                 l.kind,
-                l.rule
-                    .as_ref()
+                l.rule()
                     .map(|r| r.to_string())
-                    .or_else(|| l.tier.as_ref().map(|t| format!("tier {t}")))
-                    .or_else(|| l.band.map(|b| format!("band {}", b.from_w))),
+                    .or_else(|| l.tier().map(|t| format!("tier {t}")))
+                    .or_else(|| l.band().map(|b| format!("band {}", b.from_w))),
                 l.quantity.map(|q| q.to_string()).unwrap_or_default(),
                 l.amount.to_plain_string(),
             )
@@ -1576,7 +1566,7 @@ fn kwh_thresholds_in_the_last_second_keep_every_unit_of_energy() {
         .iter()
         .map(|l| {
             (
-                l.rule.as_deref().unwrap_or("flat").to_owned(),
+                l.rule().unwrap_or("flat").to_owned(),
                 l.quantity.unwrap().to_string(),
             )
         })
@@ -1879,7 +1869,7 @@ fn session_fee_by_rule() {
     );
     let mon = q(&t, &sess("10"));
     assert_eq!(mon.total, m("1.00"));
-    assert_eq!(mon.lines[0].rule, None);
+    assert_eq!(mon.lines[0].rule(), None);
 
     // A blocking fee once the session (charging and idle) has lasted 4 h.
     let t = json!({"id": "b", "energy": {"tiers": {"flat": {"electricity": "1", "service": "0"}}},
@@ -2089,7 +2079,7 @@ fn register(pts: &[(i64, i64)], x: i64) -> i64 {
 fn rule_kwh(q: &Quote, rule: &str) -> Decimal {
     lines(q, LineKind::Electricity)
         .iter()
-        .filter(|l| l.rule.as_deref() == Some(rule))
+        .filter(|l| l.rule() == Some(rule))
         .map(|l| l.quantity.unwrap())
         .sum()
 }
@@ -2168,4 +2158,19 @@ proptest! {
         prop_assert_eq!(billed, Decimal::from((len + g - 1) / g * g));
         prop_assert!(lines(&q, LineKind::Time).iter().all(|l| l.unit == Some(Unit::Second)));
     }
+}
+
+#[test]
+fn lines_and_segments_stay_small() {
+    // A quote is built on a hot path: 8 lines fit one small allocation.
+    assert!(
+        std::mem::size_of::<QuoteLine>() <= 128,
+        "{}",
+        std::mem::size_of::<QuoteLine>()
+    );
+    assert!(
+        std::mem::size_of::<Segment>() <= 128,
+        "{}",
+        std::mem::size_of::<Segment>()
+    );
 }
