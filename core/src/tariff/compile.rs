@@ -31,11 +31,32 @@ pub(crate) struct Piece {
     pub tier: u8,
 }
 
+/// A unit price, with its value in 10^-5 units (unit prices have at most 5
+/// places) worked out once when compiling, for the rounding of charge lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Price {
+    pub money: Money,
+    /// `money × 10^5`, or `None` when that does not fit 64 bits.
+    pub p5: Option<i64>,
+}
+
+impl From<Money> for Price {
+    fn from(money: Money) -> Price {
+        let a = money.amount();
+        let p5 = MAX_SCALE
+            .checked_sub(a.scale())
+            .and_then(|k| 10i64.checked_pow(k))
+            .zip(i64::try_from(a.mantissa()).ok())
+            .and_then(|(f, m)| m.checked_mul(f));
+        Price { money, p5 }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Tier {
     pub name: Arc<str>,
     /// (electricity, service) per kWh, when energy is priced.
-    pub price: Option<(Money, Money)>,
+    pub price: Option<(Price, Price)>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,7 +70,7 @@ pub(crate) struct DateRule {
 pub(crate) struct Band {
     pub from_w: u32,
     pub to_w: Option<u32>,
-    pub per_hour: Money,
+    pub per_hour: Price,
 }
 
 #[derive(Debug, Clone)]
@@ -67,7 +88,7 @@ pub(crate) struct TimeRule {
 #[derive(Debug, Clone)]
 pub(crate) struct IdleRule {
     pub grace_s: i64,
-    pub per_hour: Money,
+    pub per_hour: Price,
     pub step_s: i64,
     /// Seconds per unit of the line's quantity: 60 (minutes) or 1 (seconds).
     pub unit_s: i64,
@@ -409,7 +430,7 @@ impl<'a> Compiler<'a> {
                     .unwrap_or((Money::zero(cur), Money::zero(cur)));
                 self.tiers.push(Tier {
                     name: Arc::from(name.as_str()),
-                    price: Some(price),
+                    price: Some((price.0.into(), price.1.into())),
                 });
             }
             self.open_tiers = false;
@@ -535,7 +556,7 @@ impl<'a> Compiler<'a> {
                     granularity("idle.granularity", ip.granularity).and_then(|(step_s, unit_s)| {
                         Ok(IdleRule {
                             grace_s: i64::from(ip.grace_minutes) * 60,
-                            per_hour: unit_price("idle.per_hour", ip.per_hour, cur)?,
+                            per_hour: unit_price("idle.per_hour", ip.per_hour, cur)?.into(),
                             step_s,
                             unit_s,
                             cap: ip.cap.map(|d| amount("idle.cap", d, cur)).transpose()?,
@@ -919,7 +940,8 @@ impl<'a> Compiler<'a> {
             out.push(Band {
                 from_w: b.from_w,
                 to_w: b.to_w,
-                per_hour: unit_price(&format!("{path}.per_hour"), b.per_hour, self.currency)?,
+                per_hour: unit_price(&format!("{path}.per_hour"), b.per_hour, self.currency)?
+                    .into(),
             });
             cursor = b.to_w;
         }

@@ -15,7 +15,7 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 
-use super::compile::{CompiledTariff, DAY, amount, check_scale, join, percent};
+use super::compile::{CompiledTariff, DAY, Price, amount, check_scale, join, percent};
 use super::error::TariffError;
 use super::model::{DiscountScope, Tariff};
 use super::quote::{
@@ -113,7 +113,7 @@ impl CompiledTariff {
             i64::from(s.count),
             0,
             Unit::Swap,
-            price,
+            price.into(),
             Unit::Swap,
             1,
         )?;
@@ -166,7 +166,7 @@ impl CompiledTariff {
                 )
             })?;
             let label = Some(LineLabel::Item(s.battery_model.clone()));
-            d.charge(kind, label, i64::from(n), 0, unit, rate, unit, 1)?;
+            d.charge(kind, label, i64::from(n), 0, unit, rate.into(), unit, 1)?;
         }
         Ok(())
     }
@@ -185,6 +185,9 @@ pub(super) struct Draft {
     skipped: Vec<SkippedCoupon>,
     rounding: crate::money::Rounding,
     currency: Currency,
+    minor_units: u32,
+    /// Zero at the currency's scale (copied, not rebuilt, on every line).
+    zero: Money,
     sub: [i64; 9],
 }
 
@@ -309,6 +312,8 @@ impl Draft {
             skipped: Vec::new(),
             rounding: t.rounding,
             currency: t.currency,
+            minor_units: t.currency.minor_units(),
+            zero: Money::from_minor(0, t.currency),
             sub: [0; 9],
         }
     }
@@ -344,18 +349,12 @@ impl Draft {
     /// and by a constant divisor for the usual ones (a 64-bit division by a
     /// variable costs more than the rest of the line).
     #[inline]
-    fn minor_of_line(&self, price: Money, q: i64, q_scale: u32, divisor: i64) -> Option<i64> {
-        let p = price.amount();
-        // The price in 10^-5 units (unit prices have at most 5 places), so the
-        // denominator depends only on the line's kind and the currency.
-        let p5 = 5u32
-            .checked_sub(p.scale())
-            .and_then(pow10_i64)
-            .zip(i64::try_from(p.mantissa()).ok())
-            .and_then(|(f, m)| m.checked_mul(f));
-        if let Some(num) = p5.and_then(|p5| q.checked_mul(p5)) {
+    fn minor_of_line(&self, price: Price, q: i64, q_scale: u32, divisor: i64) -> Option<i64> {
+        // With the price in 10^-5 units the denominator depends only on the
+        // line's kind and the currency.
+        if let Some(num) = price.p5.and_then(|p5| q.checked_mul(p5)) {
             let r = self.rounding;
-            let m = match (self.currency.minor_units(), q_scale, divisor) {
+            let m = match (self.minor_units, q_scale, divisor) {
                 (2, ENERGY_DP, 1) => r.round_ratio_by::<10_000_000>(num),
                 (2, 0, 60) => r.round_ratio_by::<60_000>(num),
                 (2, 0, 3600) => r.round_ratio_by::<3_600_000>(num),
@@ -371,7 +370,7 @@ impl Draft {
             }
         }
         let divisor = u32::try_from(divisor).ok()?;
-        self.minor_of(p, decimal(q, q_scale), divisor)
+        self.minor_of(price.money.amount(), decimal(q, q_scale), divisor)
     }
 
     /// Counts `minor` into the subtotal of `kind`.
@@ -394,7 +393,7 @@ impl Draft {
         q: i64,
         q_scale: u32,
         unit: Unit,
-        unit_price: Money,
+        unit_price: Price,
         per: Unit,
         divisor: i64,
     ) -> Result<()> {
@@ -408,9 +407,9 @@ impl Draft {
             quantity: Some(decimal(q, q_scale)),
             unit: Some(unit),
             per: Some(per),
-            unit_price: Some(unit_price),
+            unit_price: Some(unit_price.money),
             amount: Money::from_minor(minor, self.currency),
-            reduced_by: Money::from_minor(0, self.currency),
+            reduced_by: self.zero,
             terms: None,
         });
         Ok(())
@@ -433,7 +432,7 @@ impl Draft {
             per: None,
             unit_price: None,
             amount: Money::from_minor(amount, self.currency),
-            reduced_by: Money::from_minor(0, self.currency),
+            reduced_by: self.zero,
             terms: Some(Box::new(terms)),
         });
         Ok(())
@@ -655,7 +654,14 @@ impl Draft {
     /// Makes the quote: subtotals and total from the minor-unit sums.
     pub(super) fn finish(self, t: &CompiledTariff) -> Result<Quote> {
         let cur = self.currency;
-        let m = |minor: i64| Money::from_minor(minor, cur);
+        let zero = self.zero;
+        let m = |minor: i64| {
+            if minor == 0 {
+                zero
+            } else {
+                Money::from_minor(minor, cur)
+            }
+        };
         let [
             electricity,
             service,

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::compile::{
-    Compiler, DAY, amount, check_scale, granularity, non_negative, parse_hhmm, unit_price,
+    Compiler, DAY, Price, amount, check_scale, granularity, non_negative, parse_hhmm, unit_price,
 };
 use super::error::TariffError;
 use super::model::{Conditions, Granularity, PriceRule};
@@ -31,7 +31,7 @@ pub(crate) const CURRENT_DP: u32 = 3;
 /// billed time ends under it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HourPrice {
-    pub per_hour: Money,
+    pub per_hour: Price,
     /// Step in seconds; `None`: the section's (or one minute).
     pub step_s: Option<i64>,
 }
@@ -39,8 +39,8 @@ pub(crate) struct HourPrice {
 /// The energy prices of a rule.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EnergyPrice {
-    pub electricity: Money,
-    pub service: Money,
+    pub electricity: Price,
+    pub service: Price,
     /// Step in 0.0001 kWh units; `None`: the section's `step_wh`.
     pub step: Option<i64>,
 }
@@ -401,8 +401,9 @@ impl Compiler<'_> {
             Some(e) => {
                 let p = format!("{path}.energy");
                 Some(EnergyPrice {
-                    electricity: unit_price(&format!("{p}.electricity"), e.electricity, cur)?,
-                    service: unit_price(&format!("{p}.service"), e.service, cur)?,
+                    electricity: unit_price(&format!("{p}.electricity"), e.electricity, cur)?
+                        .into(),
+                    service: unit_price(&format!("{p}.service"), e.service, cur)?.into(),
                     step: e
                         .step_wh
                         .map(|s| step_wh(&format!("{p}.step_wh"), s))
@@ -415,7 +416,7 @@ impl Compiler<'_> {
                 .map(|t| {
                     let p = format!("{path}.{what}");
                     Ok(HourPrice {
-                        per_hour: unit_price(&format!("{p}.per_hour"), t.per_hour, cur)?,
+                        per_hour: unit_price(&format!("{p}.per_hour"), t.per_hour, cur)?.into(),
                         step_s: rule_step(&format!("{p}.granularity"), t.granularity)?,
                     })
                 })

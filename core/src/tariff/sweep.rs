@@ -691,7 +691,7 @@ impl CompiledTariff {
                 1,
                 0,
                 Unit::Session,
-                f,
+                f.into(),
                 Unit::Session,
                 1,
             )?;
@@ -1027,14 +1027,61 @@ impl Meter<'_> {
     }
 }
 
+/// A billing step in seconds: the usual ones are constants, so that the
+/// divisions of [`bill_steps`] compile to multiplications.
+trait Step: Copy {
+    fn g(self) -> i64;
+    fn div(self, x: i64) -> i64;
+}
+
+#[derive(Clone, Copy)]
+struct ConstStep<const G: i64>;
+
+impl<const G: i64> Step for ConstStep<G> {
+    fn g(self) -> i64 {
+        G
+    }
+    fn div(self, x: i64) -> i64 {
+        x / G
+    }
+}
+
+#[derive(Clone, Copy)]
+struct VarStep(i64);
+
+impl Step for VarStep {
+    fn g(self) -> i64 {
+        self.0
+    }
+    fn div(self, x: i64) -> i64 {
+        x / self.0
+    }
+}
+
 /// Billing steps per band for time pricing over the billable window
 /// `[b0, end)`, in steps of `g` seconds, rounding the last step up.
 fn bill_steps(rule: BandRule, g: i64, b0: i64, end: i64, power: &[Sample]) -> [u64; MAX_BANDS] {
+    match g {
+        60 => bill_steps_by(rule, ConstStep::<60>, b0, end, power),
+        1800 => bill_steps_by(rule, ConstStep::<1800>, b0, end, power),
+        3600 => bill_steps_by(rule, ConstStep::<3600>, b0, end, power),
+        g => bill_steps_by(rule, VarStep(g), b0, end, power),
+    }
+}
+
+fn bill_steps_by(
+    rule: BandRule,
+    step: impl Step,
+    b0: i64,
+    end: i64,
+    power: &[Sample],
+) -> [u64; MAX_BANDS] {
+    let g = step.g();
     let mut counts = [0u64; MAX_BANDS];
     if b0 >= end || g <= 0 {
         return counts;
     }
-    let n_steps = u64::try_from((end - b0 + g - 1) / g).unwrap_or(0);
+    let n_steps = u64::try_from(step.div(end - b0 + g - 1)).unwrap_or(0);
     // Constant-band intervals within [b0, end).
     let first = power.iter().rposition(|p| p.at <= b0).unwrap_or(0);
     let band_at_b0 = power.get(first).map_or(0, |p| p.band);
@@ -1061,8 +1108,8 @@ fn bill_steps(rule: BandRule, g: i64, b0: i64, end: i64, power: &[Sample]) -> [u
                 .chain(core::iter::once((end, 0)));
             for (q, next_band) in iter.by_ref() {
                 if q > p {
-                    let kp = (p - b0) / g;
-                    let kq = (q - 1 - b0) / g;
+                    let kp = step.div(p - b0);
+                    let kq = step.div(q - 1 - b0);
                     if kp != cur_step {
                         add(cur_max, 1);
                         cur_step = kp;
