@@ -440,9 +440,11 @@ impl Draft {
 
     /// What is left of a charge line, in minor units.
     fn net_minor(l: &QuoteLine) -> Option<i64> {
-        l.amount
-            .minor_units_fast()?
-            .checked_sub(l.reduced_by.minor_units_fast()?)
+        let amount = l.amount.minor_units_fast()?;
+        if l.reduced_by.is_zero() {
+            return Some(amount);
+        }
+        amount.checked_sub(l.reduced_by.minor_units_fast()?)
     }
 
     /// Sum of the net amounts of the charge lines whose kind passes `f`, in

@@ -595,7 +595,7 @@ impl CompiledTariff {
             }
         } else if let Some(t) = &self.time {
             let steps = bill_steps(t.rule, t.step_s, bill_start, end, power);
-            for (bi, n) in steps.iter().enumerate() {
+            for (bi, n) in steps.iter().enumerate().take(t.bands.len()) {
                 if *n == 0 {
                     continue;
                 }
