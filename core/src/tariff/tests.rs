@@ -478,13 +478,10 @@ fn weekday_and_date_overrides() {
     t["tou"]["dates"] = json!([{"from": "2025-10-01", "to": "2025-10-03", "ranges": [{"start": "00:00", "end": "24:00", "tier": "valley"}]}]);
     let at = |day: &str| json!({"service": "charging", "start": format!("{day}T10:00:00"), "end": format!("{day}T11:00:00"), "energy_kwh": "1"});
     // 2025-03-14 is a Friday (peak), 2025-03-15 a Saturday (flat), 2025-10-02 a Thursday (holiday valley).
-    assert_eq!(&*q(&t, &at("2025-03-14")).lines[0].tier().unwrap(), "peak");
-    assert_eq!(&*q(&t, &at("2025-03-15")).lines[0].tier().unwrap(), "flat");
-    assert_eq!(
-        &*q(&t, &at("2025-10-02")).lines[0].tier().unwrap(),
-        "valley"
-    );
-    assert_eq!(&*q(&t, &at("2025-10-04")).lines[0].tier().unwrap(), "flat"); // Saturday after the holiday
+    assert_eq!(q(&t, &at("2025-03-14")).lines[0].tier().unwrap(), "peak");
+    assert_eq!(q(&t, &at("2025-03-15")).lines[0].tier().unwrap(), "flat");
+    assert_eq!(q(&t, &at("2025-10-02")).lines[0].tier().unwrap(), "valley");
+    assert_eq!(q(&t, &at("2025-10-04")).lines[0].tier().unwrap(), "flat"); // Saturday after the holiday
 }
 
 #[test]
@@ -2173,4 +2170,37 @@ fn lines_and_segments_stay_small() {
         "{}",
         std::mem::size_of::<Segment>()
     );
+}
+
+#[test]
+fn quote_lines_keep_their_flat_json() {
+    // A coupon line and a rule-priced line survive the round trip; the JSON
+    // keeps one flat object per line, with `net` written out.
+    let s = flat_session(json!({"member": {"level": "gold", "percent_off": "10"},
+        "coupons": [{"kind": "threshold", "id": "T", "spend": "5", "off": "1"}]}));
+    let quote = q(&tou4(), &s);
+    let v = serde_json::to_value(&quote).unwrap();
+    let member = &v["lines"][2];
+    assert_eq!(member["kind"], "member_discount");
+    assert_eq!(member["item"], "gold");
+    assert_eq!(member["percent"], "10");
+    assert_eq!(member["net"], "0.00");
+    assert!(member.get("tier").is_none() && member.get("terms").is_none());
+    assert!(v["lines"][0].get("net").is_some());
+    assert_eq!(serde_json::from_value::<Quote>(v.clone()).unwrap(), quote);
+    let rules = q(
+        &ocpi_first_kwh_free(),
+        &json!({"service": "charging",
+        "start": "2025-03-14T10:00:00", "end": "2025-03-14T12:00:00", "energy_kwh": "2"}),
+    );
+    let rv = serde_json::to_value(&rules).unwrap();
+    assert_eq!(rv["lines"][0]["rule"], "first-kwh");
+    assert_eq!(serde_json::from_value::<Quote>(rv).unwrap(), rules);
+    // A line naming two labels, or a net that is not amount − reduced_by, is refused.
+    let mut bad = v.clone();
+    bad["lines"][0]["rule"] = json!("r");
+    assert!(serde_json::from_value::<Quote>(bad).is_err());
+    let mut bad = v;
+    bad["lines"][0]["net"] = json!("0.01");
+    assert!(serde_json::from_value::<Quote>(bad).is_err());
 }
