@@ -36,9 +36,24 @@ fn hint(e: &TariffError) -> &'static str {
 /// (fields in their documented order), or the explanation.
 pub fn run(args: QuoteArgs) -> Result<String, String> {
     let tariff: Tariff = read_json(&args.tariff, "tariff")?;
-    let compiled = tariff
-        .compile()
-        .map_err(|e| format!("tariff file {} is not valid: {e}", args.tariff.display()))?;
+    let compiled = tariff.compile().map_err(|first| {
+        // Name every problem, so one run shows everything to fix.
+        let all = tariff.validate_all().err().unwrap_or_default();
+        if all.len() > 1 {
+            let list: Vec<String> = all.iter().map(|e| format!("  - {e}")).collect();
+            format!(
+                "tariff file {} is not valid ({} problems):\n{}",
+                args.tariff.display(),
+                all.len(),
+                list.join("\n")
+            )
+        } else {
+            format!(
+                "tariff file {} is not valid: {first}",
+                args.tariff.display()
+            )
+        }
+    })?;
     let session: Session = read_json(&args.session, "session")?;
     let quote = compiled.quote(&session).map_err(|e| {
         format!(

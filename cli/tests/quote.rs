@@ -111,6 +111,20 @@ fn invalid_tariff_fails_with_the_field_path() {
     assert!(err.contains("is not valid"), "{err}");
     assert!(err.contains("tou.ranges[1].start"), "{err}");
     assert!(err.contains("08:00 to 09:00"), "{err}");
+    // Several problems are all named.
+    let bad2 = dir.join("two.json");
+    std::fs::write(
+        &bad2,
+        r#"{"id": "two", "energy": {"tiers": {"flat": {"electricity": "-1", "service": "0"}}},
+            "session_fee": "0.001"}"#,
+    )
+    .unwrap();
+    let out = quote(&bad2, &s, false);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("(2 problems)"), "{err}");
+    assert!(err.contains("energy.tiers.flat.electricity"), "{err}");
+    assert!(err.contains("session_fee"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

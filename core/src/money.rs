@@ -267,6 +267,11 @@ impl Rounding {
     /// assert_eq!(Rounding::HalfUp.round_ratio(1, 0), None);
     /// ```
     pub fn round_ratio(self, numerator: i128, denominator: i128) -> Option<i128> {
+        if let (Ok(n), Ok(d)) = (i64::try_from(numerator), i64::try_from(denominator)) {
+            if let Some(q) = self.round_ratio_i64(n, d) {
+                return Some(i128::from(q));
+            }
+        }
         let (n, d) = if denominator < 0 {
             (numerator.checked_neg()?, denominator.checked_neg()?)
         } else {
@@ -275,16 +280,8 @@ impl Rounding {
         if d == 0 {
             return None;
         }
-        // Small values (the common case) divide in 64 bits, and by a constant
-        // for the usual denominators (powers of ten, and × 60 for per-hour
-        // prices of minutes), which compiles to a multiply instead of a divide.
-        let (q, r) = match (i64::try_from(n), i64::try_from(d)) {
-            (Ok(n), Ok(d)) => {
-                let (q, r) = div_small(n, d);
-                (i128::from(q), i128::from(r))
-            }
-            _ => (n / d, n % d),
-        };
+        // Values that fit 64 bits (the common case) took the path above.
+        let (q, r) = (n / d, n % d);
         if r == 0 {
             return Some(q);
         }
@@ -301,18 +298,63 @@ impl Rounding {
     }
 }
 
-/// `(n / d, n % d)` for `d > 0`, by a constant divisor when `d` is a common one.
-fn div_small(n: i64, d: i64) -> (i64, i64) {
-    macro_rules! by {
-        ($($c:literal)*) => {
-            match d {
-                $($c => (n / $c, n % $c),)*
-                _ => (n / d, n % d),
-            }
+impl Rounding {
+    /// [`Rounding::round_ratio`] in 64-bit integers (the common case: line
+    /// amounts of real sessions); `None` for a zero denominator or when the
+    /// result does not fit, where the 128-bit version may still succeed.
+    ///
+    /// ```
+    /// use chargeswap_core::money::Rounding;
+    /// assert_eq!(Rounding::HalfUp.round_ratio_i64(7 * 30, 60 * 100), Some(0));   // 0.035 → 0
+    /// assert_eq!(Rounding::HalfUp.round_ratio_i64(-5, 10), Some(-1));
+    /// assert_eq!(Rounding::HalfEven.round_ratio_i64(15, 10), Some(2));
+    /// ```
+    pub fn round_ratio_i64(self, numerator: i64, denominator: i64) -> Option<i64> {
+        let (n, d) = if denominator < 0 {
+            (numerator.checked_neg()?, denominator.checked_neg()?)
+        } else {
+            (numerator, denominator)
         };
+        if d == 0 {
+            return None;
+        }
+        self.settle(n, d, n / d, n % d)
     }
-    by!(10 100 1000 10000 100000 1000000 10000000 100000000
-        60 600 6000 60000 600000 6000000 60000000)
+
+    /// [`Rounding::round_ratio_i64`] by a denominator `D > 0` known when
+    /// compiling, so that the division is a multiplication (hot loops with
+    /// the usual denominators: `10^k`, `60 × 10^k`, `3600 × 10^k`).
+    ///
+    /// ```
+    /// use chargeswap_core::money::Rounding;
+    /// assert_eq!(Rounding::HalfUp.round_ratio_by::<60_000>(2_100_000), Some(35));
+    /// assert_eq!(Rounding::HalfEven.round_ratio_by::<10>(-25), Some(-2));
+    /// ```
+    #[inline]
+    pub fn round_ratio_by<const D: i64>(self, numerator: i64) -> Option<i64> {
+        if D <= 0 {
+            return self.round_ratio_i64(numerator, D);
+        }
+        self.settle(numerator, D, numerator / D, numerator % D)
+    }
+
+    /// Rounds the quotient `q` of `n / d` (`d > 0`, remainder `r`) by this rule.
+    #[inline]
+    fn settle(self, n: i64, d: i64, q: i64, r: i64) -> Option<i64> {
+        if r == 0 {
+            return Some(q);
+        }
+        let away = if n < 0 { -1 } else { 1 };
+        let twice = r.unsigned_abs().checked_mul(2)?;
+        let d = d.unsigned_abs();
+        let bump = match self {
+            Rounding::Down => false,
+            Rounding::Up => true,
+            Rounding::HalfUp => twice >= d,
+            Rounding::HalfEven => twice > d || (twice == d && q % 2 != 0),
+        };
+        if bump { q.checked_add(away) } else { Some(q) }
+    }
 }
 
 /// An exact amount of money in one currency, with at most [`MAX_SCALE`]
@@ -386,9 +428,28 @@ impl Money {
 
     /// An amount given in minor units (fen for CNY): `from_minor(1234, CNY)` is ¥12.34.
     pub fn from_minor(minor: i64, currency: Currency) -> Money {
+        // `Decimal::from_parts` inlines; `Decimal::new` is a call (a hot path of quoting).
+        let m = minor.unsigned_abs();
         Money {
-            amount: Decimal::new(minor, currency.minor_units()),
+            amount: Decimal::from_parts(
+                (m & 0xFFFF_FFFF) as u32,
+                (m >> 32) as u32,
+                0,
+                minor < 0,
+                currency.minor_units(),
+            ),
             currency,
+        }
+    }
+
+    /// The amount in minor units when it is stored at the currency's scale
+    /// (every amount [`Money::from_minor`] makes, and sums and differences of
+    /// them); otherwise [`Money::to_minor`]. A fast path for hot loops.
+    pub fn minor_units_fast(&self) -> Option<i64> {
+        if self.amount.scale() == self.currency.minor_units() || self.amount.is_zero() {
+            i64::try_from(self.amount.mantissa()).ok()
+        } else {
+            self.to_minor()
         }
     }
 
@@ -985,6 +1046,34 @@ mod tests {
                 };
                 let got = r.round_ratio(num, den).unwrap();
                 prop_assert_eq!(Decimal::from_i128_with_scale(got, dp), want);
+            }
+        }
+
+        #[test]
+        fn round_ratio_by_agrees_with_round_ratio_i64(n in any::<i64>()) {
+            for r in [Rounding::HalfUp, Rounding::HalfEven, Rounding::Up, Rounding::Down] {
+                prop_assert_eq!(r.round_ratio_by::<1_000>(n), r.round_ratio_i64(n, 1_000));
+                prop_assert_eq!(r.round_ratio_by::<60_000>(n), r.round_ratio_i64(n, 60_000));
+                prop_assert_eq!(r.round_ratio_by::<3_600_000>(n), r.round_ratio_i64(n, 3_600_000));
+                prop_assert_eq!(r.round_ratio_by::<10_000_000>(n), r.round_ratio_i64(n, 10_000_000));
+                prop_assert_eq!(r.round_ratio_by::<7>(n), r.round_ratio_i64(n, 7));
+            }
+        }
+
+        #[test]
+        fn round_ratio_i64_agrees_with_exact_rounding(n in any::<i64>(), d in prop_oneof![any::<i64>(), Just(3_600_000i64), Just(10_000_000), Just(60_000), 1i64..100]) {
+            for r in [Rounding::HalfUp, Rounding::HalfEven, Rounding::Up, Rounding::Down] {
+                if let Some(q) = r.round_ratio_i64(n, d) {
+                    // The quotient rounded exactly, checked in 128 bits.
+                    let (n, d, q) = (i128::from(n), i128::from(d), i128::from(q));
+                    let err = (q * d - n).abs();
+                    prop_assert!(err < d.abs());
+                    if matches!(r, Rounding::HalfUp | Rounding::HalfEven) {
+                        prop_assert!(2 * err <= d.abs());
+                    }
+                } else {
+                    prop_assert!(d == 0 || n == i64::MIN || d == i64::MIN);
+                }
             }
         }
 

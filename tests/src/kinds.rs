@@ -205,6 +205,16 @@ pub fn evaluate(kind: &str, v: &Value) -> Result<Value, Value> {
             t.validate().map_err(|e| error_json(&e))?;
             Ok(json!({"valid": true}))
         }
+        "pricing.validate_all" => {
+            let t: Tariff = input(v)?;
+            Ok(match t.validate_all() {
+                Ok(()) => json!({"valid": true}),
+                Err(errors) => json!({
+                    "valid": false,
+                    "errors": errors.iter().map(error_json).collect::<Vec<_>>(),
+                }),
+            })
+        }
         other => Err(
             json!({"kind": "unknown_vector_kind", "message": format!("no evaluator for kind {other:?}")}),
         ),

@@ -10,7 +10,8 @@ use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 
 use super::error::TariffError;
-use super::model::{BandRule, DiscountScope, Granularity, Tariff, TouRange};
+use super::model::{BandRule, DiscountScope, Granularity, Tariff, TimePricing, TouRange};
+use super::rules::Rules;
 use crate::money::{Currency, MAX_SCALE, Money, Rounding};
 
 type Result<T> = core::result::Result<T, TariffError>;
@@ -30,11 +31,32 @@ pub(crate) struct Piece {
     pub tier: u8,
 }
 
+/// A unit price, with its value in 10^-5 units (unit prices have at most 5
+/// places) worked out once when compiling, for the rounding of charge lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Price {
+    pub money: Money,
+    /// `money × 10^5`, or `None` when that does not fit 64 bits.
+    pub p5: Option<i64>,
+}
+
+impl From<Money> for Price {
+    fn from(money: Money) -> Price {
+        let a = money.amount();
+        let p5 = MAX_SCALE
+            .checked_sub(a.scale())
+            .and_then(|k| 10i64.checked_pow(k))
+            .zip(i64::try_from(a.mantissa()).ok())
+            .and_then(|(f, m)| m.checked_mul(f));
+        Price { money, p5 }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Tier {
     pub name: Arc<str>,
     /// (electricity, service) per kWh, when energy is priced.
-    pub price: Option<(Money, Money)>,
+    pub price: Option<(Price, Price)>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,7 +70,7 @@ pub(crate) struct DateRule {
 pub(crate) struct Band {
     pub from_w: u32,
     pub to_w: Option<u32>,
-    pub per_hour: Money,
+    pub per_hour: Price,
 }
 
 #[derive(Debug, Clone)]
@@ -56,7 +78,8 @@ pub(crate) struct TimeRule {
     pub bands: Vec<Band>,
     pub rule: BandRule,
     pub step_s: i64,
-    pub step_min: u32,
+    /// Seconds per unit of the lines' quantity: 60 (minutes) or 1 (seconds).
+    pub unit_s: i64,
     pub free_s: i64,
     pub minimum: Option<Money>,
     pub cap: Option<Money>,
@@ -65,9 +88,10 @@ pub(crate) struct TimeRule {
 #[derive(Debug, Clone)]
 pub(crate) struct IdleRule {
     pub grace_s: i64,
-    pub per_hour: Money,
+    pub per_hour: Price,
     pub step_s: i64,
-    pub step_min: u32,
+    /// Seconds per unit of the line's quantity: 60 (minutes) or 1 (seconds).
+    pub unit_s: i64,
     pub cap: Option<Money>,
 }
 
@@ -117,6 +141,8 @@ pub struct CompiledTariff {
     pub(crate) weekday: [usize; 7],
     pub(crate) dates: Vec<DateRule>,
     pub(crate) energy: bool,
+    /// `energy.step_wh` in 0.0001 kWh units.
+    pub(crate) energy_step: Option<i64>,
     pub(crate) time: Option<TimeRule>,
     pub(crate) idle: Option<IdleRule>,
     pub(crate) session_fee: Option<Money>,
@@ -125,6 +151,7 @@ pub struct CompiledTariff {
     pub(crate) scope: DiscountScope,
     pub(crate) swap: Option<SwapTable>,
     pub(crate) rental: Option<RentalTable>,
+    pub(crate) rules: Option<Box<Rules>>,
 }
 
 impl CompiledTariff {
@@ -161,7 +188,8 @@ impl CompiledTariff {
 }
 
 impl Tariff {
-    /// Checks the tariff; the first problem found is returned, naming its field.
+    /// Checks the tariff; the first problem found is returned, naming its
+    /// field. [`Tariff::validate_all`] reports every problem.
     ///
     /// ```
     /// use chargeswap_core::tariff::{Tariff, TariffError};
@@ -174,9 +202,38 @@ impl Tariff {
         self.compile().map(drop)
     }
 
-    /// Validates and compiles the tariff for quoting.
+    /// Checks the tariff and reports every problem found, each naming its
+    /// field, in the order the sections are checked (the first is the one
+    /// [`Tariff::validate`] returns). A section stops at its own first
+    /// problem, so one mistake is not reported twice; with an unknown
+    /// currency nothing else is checked (amounts depend on its minor unit).
+    ///
+    /// ```
+    /// use chargeswap_core::tariff::Tariff;
+    /// let t: Tariff = serde_json::from_str(r#"{"id": "x", "currency": "CNY",
+    ///   "energy": {"tiers": {"flat": {"electricity": "-0.1", "service": "0.5"}}},
+    ///   "session_fee": "0.001"}"#).unwrap();
+    /// let errors = t.validate_all().unwrap_err();
+    /// let paths: Vec<_> = errors.iter().filter_map(|e| e.path()).collect();
+    /// assert_eq!(paths, ["energy.tiers.flat.electricity", "session_fee"]);
+    /// ```
+    pub fn validate_all(&self) -> core::result::Result<(), Vec<TariffError>> {
+        self.compile_all().map(drop)
+    }
+
+    /// Validates and compiles the tariff for quoting; the first problem found
+    /// is returned.
     pub fn compile(&self) -> Result<CompiledTariff> {
-        Compiler::new(self)?.run()
+        self.compile_all().map_err(|errors| {
+            errors
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| TariffError::overflow("tariff"))
+        })
+    }
+
+    fn compile_all(&self) -> core::result::Result<CompiledTariff, Vec<TariffError>> {
+        Compiler::new(self).map_err(|e| vec![e])?.run()
     }
 }
 
@@ -237,7 +294,7 @@ pub(crate) fn check_scale(path: &str, d: Decimal, max: u32) -> Result<()> {
 }
 
 /// `HH:MM` → minutes of the day; `24:00` only when `allow_24`.
-fn parse_hhmm(path: &str, s: &str, allow_24: bool) -> Result<u32> {
+pub(crate) fn parse_hhmm(path: &str, s: &str, allow_24: bool) -> Result<u32> {
     let expected = if allow_24 {
         "a time of day \"HH:MM\" from 00:00 to 24:00"
     } else {
@@ -267,20 +324,42 @@ pub(crate) fn hhmm(minutes: u32) -> String {
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
-fn granularity(path: &str, g: Granularity) -> Result<(i64, u32)> {
-    let m = g.minutes();
-    if m == 0 || m > 1440 {
-        return Err(TariffError::invalid(path, m, "a step of 1 to 1440 minutes"));
+/// A billing step → (step in seconds, seconds per unit of quantity: 60 for
+/// steps in minutes, 1 for steps in seconds).
+pub(crate) fn granularity(path: &str, g: Granularity) -> Result<(i64, i64)> {
+    match g {
+        Granularity::StepSeconds(n) => {
+            if n == 0 || n > DAY {
+                return Err(TariffError::invalid(
+                    path,
+                    n,
+                    "a step of 1 to 86400 seconds",
+                ));
+            }
+            Ok((i64::from(n), 1))
+        }
+        Granularity::StepMinutes(m) if m == 0 || m > 1440 => {
+            Err(TariffError::invalid(path, m, "a step of 1 to 1440 minutes"))
+        }
+        g => Ok((i64::from(g.seconds()), 60)),
     }
-    Ok((i64::from(m) * 60, m))
 }
 
-struct Compiler<'a> {
+pub(crate) fn band_rule_name(r: BandRule) -> &'static str {
+    match r {
+        BandRule::HighestInStep => "highest_in_step",
+        BandRule::HighestInSession => "highest_in_session",
+        BandRule::AsMeasured => "as_measured",
+    }
+}
+
+pub(crate) struct Compiler<'a> {
     t: &'a Tariff,
-    currency: Currency,
+    pub(crate) currency: Currency,
     tiers: Vec<Tier>,
     /// Tier names may be added by `tou` only when energy is not priced.
     open_tiers: bool,
+    errors: Vec<TariffError>,
 }
 
 impl<'a> Compiler<'a> {
@@ -295,42 +374,71 @@ impl<'a> Compiler<'a> {
             currency,
             tiers: Vec::new(),
             open_tiers: true,
+            errors: Vec::new(),
         })
     }
 
-    fn run(mut self) -> Result<CompiledTariff> {
+    /// Records an error and goes on; the value when there was none.
+    pub(crate) fn record<T>(&mut self, r: Result<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    /// Compiles the tariff, checking every section even after a problem (a
+    /// section stops at its own first problem, so one mistake is not reported
+    /// twice). The errors come in the order the sections are checked.
+    fn run(mut self) -> core::result::Result<CompiledTariff, Vec<TariffError>> {
         let t = self.t;
         let cur = self.currency;
         if t.id.is_empty() {
-            return Err(TariffError::invalid("id", "", "a non-empty tariff id"));
+            self.record::<()>(Err(TariffError::invalid("id", "", "a non-empty tariff id")));
         }
         if let Some(e) = &t.energy {
             if e.tiers.is_empty() {
-                return Err(TariffError::invalid(
+                self.record::<()>(Err(TariffError::invalid(
                     "energy.tiers",
                     "{}",
                     "at least one tier with electricity and service prices",
-                ));
+                )));
             }
-            for (name, p) in &e.tiers {
+            for (k, (name, p)) in e.tiers.iter().enumerate() {
                 let path = format!("energy.tiers.{name}");
-                check_tier_name(&path, name)?;
-                let el = unit_price(&format!("{path}.electricity"), p.electricity, cur)?;
-                let sv = unit_price(&format!("{path}.service"), p.service, cur)?;
-                if self.tiers.len() >= MAX_TIERS {
-                    return Err(TariffError::invalid(
-                        "energy.tiers",
-                        e.tiers.len(),
-                        "at most 32 tiers",
-                    ));
+                let r = check_tier_name(&path, name).and_then(|()| {
+                    Ok((
+                        unit_price(&format!("{path}.electricity"), p.electricity, cur)?,
+                        unit_price(&format!("{path}.service"), p.service, cur)?,
+                    ))
+                });
+                if k >= MAX_TIERS {
+                    if self.record(r).is_some() {
+                        self.record::<()>(Err(TariffError::invalid(
+                            "energy.tiers",
+                            e.tiers.len(),
+                            "at most 32 tiers",
+                        )));
+                    }
+                    break;
                 }
+                // A tier with a bad price is still a tier: the schedule may name it.
+                let price = self
+                    .record(r)
+                    .unwrap_or((Money::zero(cur), Money::zero(cur)));
                 self.tiers.push(Tier {
                     name: Arc::from(name.as_str()),
-                    price: Some((el, sv)),
+                    price: Some((price.0.into(), price.1.into())),
                 });
             }
             self.open_tiers = false;
         }
+        let energy_step = t.energy.as_ref().and_then(|e| e.step_wh).and_then(|w| {
+            let r = super::rules::step_wh("energy.step_wh", w);
+            self.record(r)
+        });
 
         // Time-of-use schedule.
         let mut profiles = Vec::new();
@@ -342,11 +450,12 @@ impl<'a> Compiler<'a> {
                     Some(i) => i,
                     None if self.open_tiers => self.add_tier("flat"),
                     None => {
-                        return Err(TariffError::invalid(
+                        self.record::<()>(Err(TariffError::invalid(
                             "tou",
                             "(absent)",
                             "a `tou` schedule, or a tier named \"flat\" in energy.tiers (without `tou` the whole day is tier flat)",
-                        ));
+                        )));
+                        0
                     }
                 };
                 profiles.push(vec![Piece {
@@ -356,31 +465,34 @@ impl<'a> Compiler<'a> {
                 }]);
             }
             Some(tou) => {
-                profiles.push(self.profile("tou", tou.ranges.as_deref(), tou.slots.as_deref())?);
+                let r = self.profile("tou", tou.ranges.as_deref(), tou.slots.as_deref());
+                profiles.push(self.record(r).unwrap_or_default());
                 let mut seen: [Option<String>; 7] = Default::default();
                 for (i, w) in tou.weekday.iter().enumerate() {
                     let path = format!("tou.weekday[{i}]");
                     if w.days.is_empty() {
-                        return Err(TariffError::invalid(
+                        self.record::<()>(Err(TariffError::invalid(
                             format!("{path}.days"),
                             "[]",
                             "at least one weekday (mon … sun)",
-                        ));
+                        )));
                     }
-                    let p = self.profile(&path, w.ranges.as_deref(), w.slots.as_deref())?;
-                    profiles.push(p);
+                    let r = self.profile(&path, w.ranges.as_deref(), w.slots.as_deref());
+                    profiles.push(self.record(r).unwrap_or_default());
                     let idx = profiles.len() - 1;
                     for (j, d) in w.days.iter().enumerate() {
                         let dpath = format!("{path}.days[{j}]");
-                        let slot = seen
-                            .get_mut(d.index())
-                            .ok_or_else(|| TariffError::overflow(&dpath))?;
+                        let Some(slot) = seen.get_mut(d.index()) else {
+                            continue;
+                        };
                         if let Some(other) = slot {
-                            return Err(TariffError::DuplicateWeekday {
+                            let e = TariffError::DuplicateWeekday {
                                 path: dpath,
                                 day: d.name().to_owned(),
                                 other: other.clone(),
-                            });
+                            };
+                            self.record::<()>(Err(e));
+                            continue;
                         }
                         *slot = Some(dpath);
                         if let Some(x) = weekday.get_mut(d.index()) {
@@ -393,14 +505,15 @@ impl<'a> Compiler<'a> {
                     let path = format!("tou.dates[{i}]");
                     let to = d.to.unwrap_or(d.from);
                     if to < d.from {
-                        return Err(TariffError::invalid(
+                        self.record::<()>(Err(TariffError::invalid(
                             format!("{path}.to"),
                             to,
                             "a date on or after `from`",
-                        ));
+                        )));
+                        continue;
                     }
-                    let p = self.profile(&path, d.ranges.as_deref(), d.slots.as_deref())?;
-                    profiles.push(p);
+                    let r = self.profile(&path, d.ranges.as_deref(), d.slots.as_deref());
+                    profiles.push(self.record(r).unwrap_or_default());
                     spans.push((d.from, to, i));
                     dates.push(DateRule {
                         from: d.from,
@@ -417,11 +530,11 @@ impl<'a> Compiler<'a> {
                     .filter(|(a, b)| b.0 <= a.1)
                     {
                         let (first, second) = if a.2 < b.2 { (a, b) } else { (b, a) };
-                        return Err(TariffError::OverlappingDates {
+                        self.record::<()>(Err(TariffError::OverlappingDates {
                             path: format!("tou.dates[{}]", second.2),
                             other: format!("tou.dates[{}]", first.2),
                             date: b.0.to_string(),
-                        });
+                        }));
                     }
                 }
                 dates.sort_by_key(|r| r.from);
@@ -431,138 +544,79 @@ impl<'a> Compiler<'a> {
         let time = match &t.time {
             None => None,
             Some(tp) => {
-                let bands = self.bands(&tp.bands)?;
-                let (step_s, step_min) = granularity("time.granularity", tp.granularity)?;
-                let minimum = tp
-                    .minimum
-                    .map(|d| amount("time.minimum", d, cur))
-                    .transpose()?;
-                let cap = tp.cap.map(|d| amount("time.cap", d, cur)).transpose()?;
-                if let Some((_, ca)) = minimum
-                    .zip(cap)
-                    .filter(|(mi, ca)| ca.amount() < mi.amount())
-                {
-                    return Err(TariffError::invalid(
-                        "time.cap",
-                        ca.to_plain_string(),
-                        "a cap at or above time.minimum",
-                    ));
-                }
-                Some(TimeRule {
-                    bands,
-                    rule: tp.band_rule,
-                    step_s,
-                    step_min,
-                    free_s: i64::from(tp.free_minutes) * 60,
-                    minimum,
-                    cap,
-                })
+                let r = self.time(tp);
+                self.record(r)
             }
         };
 
         let idle = match &t.idle {
             None => None,
             Some(ip) => {
-                let (step_s, step_min) = granularity("idle.granularity", ip.granularity)?;
-                Some(IdleRule {
-                    grace_s: i64::from(ip.grace_minutes) * 60,
-                    per_hour: unit_price("idle.per_hour", ip.per_hour, cur)?,
-                    step_s,
-                    step_min,
-                    cap: ip.cap.map(|d| amount("idle.cap", d, cur)).transpose()?,
-                })
+                let r =
+                    granularity("idle.granularity", ip.granularity).and_then(|(step_s, unit_s)| {
+                        Ok(IdleRule {
+                            grace_s: i64::from(ip.grace_minutes) * 60,
+                            per_hour: unit_price("idle.per_hour", ip.per_hour, cur)?.into(),
+                            step_s,
+                            unit_s,
+                            cap: ip.cap.map(|d| amount("idle.cap", d, cur)).transpose()?,
+                        })
+                    });
+                self.record(r)
             }
         };
 
-        let session_fee = t
-            .session_fee
-            .map(|d| amount("session_fee", d, cur))
-            .transpose()?;
-        let min_price = t
-            .min_price
-            .map(|d| amount("min_price", d, cur))
-            .transpose()?;
-        let max_price = t
-            .max_price
-            .map(|d| amount("max_price", d, cur))
-            .transpose()?;
+        let mut limit = |path: &str, d: Option<Decimal>| {
+            let r = d.map(|d| amount(path, d, cur)).transpose();
+            self.record(r).flatten()
+        };
+        let session_fee = limit("session_fee", t.session_fee);
+        let min_price = limit("min_price", t.min_price);
+        let max_price = limit("max_price", t.max_price);
         if let Some((_, ma)) = min_price
             .zip(max_price)
             .filter(|(mi, ma)| ma.amount() < mi.amount())
         {
-            return Err(TariffError::invalid(
+            self.record::<()>(Err(TariffError::invalid(
                 "max_price",
                 ma.to_plain_string(),
                 "a maximum at or above min_price",
-            ));
+            )));
         }
 
         let swap = match &t.swap {
             None => None,
             Some(sp) => {
-                let mut prices = BTreeMap::new();
-                for (m, p) in &sp.prices {
-                    prices.insert(m.clone(), unit_price(&format!("swap.prices.{m}"), *p, cur)?);
-                }
-                let overrides =
-                    |what: &str,
-                     src: &BTreeMap<String, BTreeMap<String, Decimal>>|
-                     -> Result<BTreeMap<String, BTreeMap<String, Money>>> {
-                        let mut out = BTreeMap::new();
-                        for (id, models) in src {
-                            let mut m2 = BTreeMap::new();
-                            for (m, p) in models {
-                                let path = format!("swap.{what}.{id}.{m}");
-                                if !prices.contains_key(m) {
-                                    return Err(TariffError::UnknownBatteryModel {
-                                        path,
-                                        model: m.clone(),
-                                        known: join(prices.keys()),
-                                    });
-                                }
-                                m2.insert(m.clone(), unit_price(&path, *p, cur)?);
-                            }
-                            out.insert(id.clone(), m2);
-                        }
-                        Ok(out)
-                    };
-                let stations = overrides("stations", &sp.stations)?;
-                let agents = overrides("agents", &sp.agents)?;
-                Some(SwapTable {
-                    prices,
-                    stations,
-                    agents,
-                })
+                let r = self.swap(sp);
+                self.record(r)
             }
         };
 
         let rental = match &t.rental {
             None => None,
             Some(rp) => {
-                let mut rates = BTreeMap::new();
-                for (m, r) in &rp.rates {
-                    let path = format!("rental.rates.{m}");
-                    if r.day.is_none() && r.month.is_none() {
-                        return Err(TariffError::invalid(
-                            path,
-                            "{}",
-                            "a `day` rate, a `month` rate or both",
-                        ));
-                    }
-                    let day = r
-                        .day
-                        .map(|d| unit_price(&format!("{path}.day"), d, cur))
-                        .transpose()?;
-                    let month = r
-                        .month
-                        .map(|d| unit_price(&format!("{path}.month"), d, cur))
-                        .transpose()?;
-                    rates.insert(m.clone(), (day, month));
-                }
-                Some(RentalTable { rates })
+                let r = self.rental(rp);
+                self.record(r)
             }
         };
 
+        let rules = self.rules(&t.rules);
+        if let (Some(rules), Some(tp)) = (&rules, &t.time) {
+            if rules.time_mask != 0 && tp.band_rule != BandRule::AsMeasured {
+                let i = rules.time_mask.trailing_zeros();
+                self.record::<()>(Err(TariffError::invalid(
+                    "time.band_rule",
+                    band_rule_name(tp.band_rule),
+                    &format!(
+                        "\"as_measured\": rules[{i}] prices time, and a rule's time price applies second by second"
+                    ),
+                )));
+            }
+        }
+
+        if !self.errors.is_empty() {
+            return Err(self.errors);
+        }
         Ok(CompiledTariff {
             id: Arc::from(t.id.as_str()),
             currency: cur,
@@ -572,6 +626,7 @@ impl<'a> Compiler<'a> {
             weekday,
             dates,
             energy: t.energy.is_some(),
+            energy_step,
             time,
             idle,
             session_fee,
@@ -580,7 +635,110 @@ impl<'a> Compiler<'a> {
             scope: t.member_discount_scope,
             swap,
             rental,
+            rules,
         })
+    }
+
+    fn time(&self, tp: &TimePricing) -> Result<TimeRule> {
+        let cur = self.currency;
+        let bands = self.bands(&tp.bands)?;
+        let (step_s, unit_s) = granularity("time.granularity", tp.granularity)?;
+        let minimum = tp
+            .minimum
+            .map(|d| amount("time.minimum", d, cur))
+            .transpose()?;
+        let cap = tp.cap.map(|d| amount("time.cap", d, cur)).transpose()?;
+        if let Some((_, ca)) = minimum
+            .zip(cap)
+            .filter(|(mi, ca)| ca.amount() < mi.amount())
+        {
+            return Err(TariffError::invalid(
+                "time.cap",
+                ca.to_plain_string(),
+                "a cap at or above time.minimum",
+            ));
+        }
+        let as_measured = tp.band_rule == BandRule::AsMeasured;
+        Ok(TimeRule {
+            bands,
+            rule: tp.band_rule,
+            step_s,
+            unit_s: if as_measured { 1 } else { unit_s },
+            free_s: i64::from(tp.free_minutes) * 60,
+            minimum,
+            cap,
+        })
+    }
+
+    fn swap(&self, sp: &super::model::SwapPricing) -> Result<SwapTable> {
+        let cur = self.currency;
+        let mut prices = BTreeMap::new();
+        for (m, p) in &sp.prices {
+            prices.insert(m.clone(), unit_price(&format!("swap.prices.{m}"), *p, cur)?);
+        }
+        let overrides = |what: &str,
+                         src: &BTreeMap<String, BTreeMap<String, Decimal>>|
+         -> Result<BTreeMap<String, BTreeMap<String, Money>>> {
+            let mut out = BTreeMap::new();
+            for (id, models) in src {
+                let mut m2 = BTreeMap::new();
+                for (m, p) in models {
+                    let path = format!("swap.{what}.{id}.{m}");
+                    if !prices.contains_key(m) {
+                        return Err(TariffError::UnknownBatteryModel {
+                            path,
+                            model: m.clone(),
+                            known: join(prices.keys()),
+                        });
+                    }
+                    m2.insert(m.clone(), unit_price(&path, *p, cur)?);
+                }
+                out.insert(id.clone(), m2);
+            }
+            Ok(out)
+        };
+        let stations = overrides("stations", &sp.stations)?;
+        let agents = overrides("agents", &sp.agents)?;
+        Ok(SwapTable {
+            prices,
+            stations,
+            agents,
+        })
+    }
+
+    fn rental(&self, rp: &super::model::RentalPricing) -> Result<RentalTable> {
+        let cur = self.currency;
+        let mut rates = BTreeMap::new();
+        for (m, r) in &rp.rates {
+            let path = format!("rental.rates.{m}");
+            if r.day.is_none() && r.month.is_none() {
+                return Err(TariffError::invalid(
+                    path,
+                    "{}",
+                    "a `day` rate, a `month` rate or both",
+                ));
+            }
+            let day = r
+                .day
+                .map(|d| unit_price(&format!("{path}.day"), d, cur))
+                .transpose()?;
+            let month = r
+                .month
+                .map(|d| unit_price(&format!("{path}.month"), d, cur))
+                .transpose()?;
+            rates.insert(m.clone(), (day, month));
+        }
+        Ok(RentalTable { rates })
+    }
+
+    /// The index of a tier the schedule knows, for a rule's `tiers`.
+    pub(crate) fn known_tier(&self, path: &str, name: &str) -> Result<u8> {
+        self.tier_index(name)
+            .ok_or_else(|| TariffError::UnknownTier {
+                path: path.to_owned(),
+                tier: name.to_owned(),
+                known: join(self.tiers.iter().map(|t| &*t.name)),
+            })
     }
 
     fn tier_index(&self, name: &str) -> Option<u8> {
@@ -782,7 +940,8 @@ impl<'a> Compiler<'a> {
             out.push(Band {
                 from_w: b.from_w,
                 to_w: b.to_w,
-                per_hour: unit_price(&format!("{path}.per_hour"), b.per_hour, self.currency)?,
+                per_hour: unit_price(&format!("{path}.per_hour"), b.per_hour, self.currency)?
+                    .into(),
             });
             cursor = b.to_w;
         }

@@ -15,16 +15,14 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 
-use super::compile::{
-    CompiledTariff, DAY, MAX_BANDS, MAX_TIERS, amount, check_scale, join, percent,
-};
+use super::compile::{CompiledTariff, DAY, Price, amount, check_scale, join, percent};
 use super::error::TariffError;
-use super::model::{BandRule, DiscountScope, Tariff};
+use super::model::{DiscountScope, Tariff};
 use super::quote::{
-    BandRef, ChargingSummary, EnergySource, LineKind, Quote, QuoteLine, Segment, Service,
+    ChargingSummary, LineKind, LineLabel, LineTerms, Quote, QuoteLine, Segment, Service,
     SkipReason, SkippedCoupon, Subtotals, Unit,
 };
-use super::session::{ChargingSession, Coupon, Member, RentalSession, Session, SwapSession};
+use super::session::{Coupon, Member, RentalSession, Session, SwapSession};
 use crate::money::{Currency, Money, MoneyError};
 
 type Result<T> = core::result::Result<T, TariffError>;
@@ -63,411 +61,21 @@ impl CompiledTariff {
     /// Prices a session. Pure: the same tariff and session always give the
     /// same quote. Errors name the offending session field.
     pub fn quote(&self, session: &Session) -> Result<Quote> {
-        // The draft is built once and filled in place: a quote is large, and
-        // moving it between steps costs more than the arithmetic.
-        let mut d = self.draft(match session {
-            Session::Charging(_) => Service::Charging,
-            Session::Swap(_) => Service::Swap,
-            Session::Rental(_) => Service::Rental,
-        });
+        let mut d = Draft::new(
+            self,
+            match session {
+                Session::Charging(_) => Service::Charging,
+                Session::Swap(_) => Service::Swap,
+                Session::Rental(_) => Service::Rental,
+            },
+        );
         match session {
             Session::Charging(s) => self.charging(s, &mut d)?,
             Session::Swap(s) => self.swap(s, &mut d)?,
             Session::Rental(s) => self.rental(s, &mut d)?,
         }
         d.discounts(self.scope, session.member(), session.coupons())?;
-        d.finish()
-    }
-
-    fn draft(&self, service: Service) -> Draft {
-        Draft {
-            quote: Quote {
-                tariff: self.id.clone(),
-                currency: self.currency,
-                rounding: self.rounding,
-                service,
-                charging: None,
-                segments: Vec::new(),
-                lines: Vec::with_capacity(8),
-                subtotals: Subtotals {
-                    electricity: Money::zero(self.currency),
-                    service: Money::zero(self.currency),
-                    time: Money::zero(self.currency),
-                    idle: Money::zero(self.currency),
-                    fees: Money::zero(self.currency),
-                    swap: Money::zero(self.currency),
-                    rental: Money::zero(self.currency),
-                    adjustments: Money::zero(self.currency),
-                    discounts: Money::zero(self.currency),
-                },
-                total: Money::zero(self.currency),
-                skipped_coupons: Vec::new(),
-            },
-            rounding: self.rounding,
-            currency: self.currency,
-            sub: [0; 9],
-        }
-    }
-
-    fn charging(&self, s: &ChargingSession, d: &mut Draft) -> Result<()> {
-        let start = secs(|| "session.start".into(), s.start)?;
-        let end = secs(|| "session.end".into(), s.end)?;
-        if end < start {
-            return Err(TariffError::session(
-                "session.end",
-                format!("{} is before session.start {}", s.end, s.start),
-            ));
-        }
-        if end - start > MAX_SESSION_SECONDS {
-            return Err(TariffError::session(
-                "session.end",
-                "the session is longer than 31 days; split it into shorter sessions",
-            ));
-        }
-        let unplugged = match s.unplugged_at {
-            None => None,
-            Some(u) => {
-                let u = secs(|| "session.unplugged_at".into(), u)?;
-                if u < end {
-                    return Err(TariffError::session(
-                        "session.unplugged_at",
-                        "is before session.end; the bike is unplugged after charging ends",
-                    ));
-                }
-                Some(u)
-            }
-        };
-
-        // Energy: a meter curve of (second, 0.0001 kWh) points.
-        let pts_owned: Vec<(i64, i64)>;
-        let mut pts_buf = [(0i64, 0i64); 8];
-        let pts_pair: [(i64, i64); 2];
-        let (points, source): (&[(i64, i64)], Option<EnergySource>) =
-            match (s.energy_kwh, s.readings.is_empty()) {
-                (Some(_), false) => {
-                    return Err(TariffError::session(
-                        "session.readings",
-                        "give either energy_kwh or readings, not both",
-                    ));
-                }
-                (Some(kwh), true) => {
-                    let units = energy_units(|| "session.energy_kwh".into(), kwh)?;
-                    if start == end && units > 0 {
-                        return Err(TariffError::session(
-                            "session.energy_kwh",
-                            "energy was delivered in a session of zero length; check start and end",
-                        ));
-                    }
-                    pts_pair = [(start, 0), (end, units)];
-                    (&pts_pair, Some(EnergySource::Total))
-                }
-                (None, false) => {
-                    // A few readings (the usual case) stay on the stack.
-                    let pts: &[(i64, i64)] = if s.readings.len() <= pts_buf.len() {
-                        let mut n = 0;
-                        readings(&s.readings, start, end, |p| {
-                            if let Some(slot) = pts_buf.get_mut(n) {
-                                *slot = p;
-                            }
-                            n += 1;
-                        })?;
-                        pts_buf.get(..n).unwrap_or(&[])
-                    } else {
-                        let mut v = Vec::with_capacity(s.readings.len());
-                        readings(&s.readings, start, end, |p| v.push(p))?;
-                        pts_owned = v;
-                        &pts_owned
-                    };
-                    (pts, Some(EnergySource::Readings))
-                }
-                (None, true) => {
-                    if self.energy {
-                        return Err(TariffError::MissingFact {
-                            path: "session.energy_kwh".to_owned(),
-                            needed_for:
-                                "energy pricing (energy.tiers); give energy_kwh or readings"
-                                    .to_owned(),
-                        });
-                    }
-                    (&[], None)
-                }
-            };
-        let mut meter = Meter { pts: points, j: 0 };
-
-        // Power: sample instants and their bands (only when time is priced).
-        let mut power: Vec<(i64, u8)> = Vec::with_capacity(if self.time.is_some() {
-            s.power.len()
-        } else {
-            0
-        });
-        let mut last_at = i64::MIN;
-        for (i, p) in s.power.iter().enumerate() {
-            let at = secs(|| format!("session.power[{i}].at"), p.at)?;
-            if at <= last_at {
-                return Err(TariffError::session(
-                    format!("session.power[{i}].at"),
-                    "power samples must be in strictly increasing time order",
-                ));
-            }
-            last_at = at;
-            if let Some(t) = &self.time {
-                let band = t
-                    .bands
-                    .iter()
-                    .rposition(|b| p.watts >= b.from_w)
-                    .and_then(|b| u8::try_from(b).ok())
-                    .unwrap_or(0);
-                if power.last().is_none_or(|l| l.1 != band) {
-                    power.push((at, band));
-                }
-            }
-        }
-        if self.time.as_ref().is_some_and(|t| t.bands.len() > 1) && s.power.is_empty() {
-            return Err(TariffError::MissingFact {
-                path: "session.power".to_owned(),
-                needed_for: "time.bands: the band is chosen from the measured power".to_owned(),
-            });
-        }
-
-        // Sweep: cut the session at tier boundaries, midnight and band changes.
-        let mut tier_kwh = [0i64; MAX_TIERS];
-        let mut tier_order = [0u8; MAX_TIERS];
-        let mut tier_seen = 0usize;
-        let mut seen_mask = 0u64;
-        let mut c = start;
-        let mut day_no = i64::MIN;
-        let mut day_start = 0i64;
-        let mut day_date = s.start.date();
-        let mut profile: &[super::compile::Piece] = &[];
-        let mut pi = 0usize; // next power change index with at > c
-        let mut seg_from = s.start;
-        let mut r_c = if points.is_empty() {
-            None
-        } else {
-            Some(meter.read(c)?)
-        };
-        let mut segments = Vec::with_capacity(8);
-        while c < end {
-            let dn = c.div_euclid(i64::from(DAY));
-            if dn != day_no {
-                day_no = dn;
-                day_start = dn * i64::from(DAY);
-                day_date = date_of_day(dn)?;
-                profile = self.profile_for(day_date);
-            }
-            let sod = u32::try_from(c - day_start).unwrap_or(0);
-            let piece = profile
-                .iter()
-                .find(|p| p.start <= sod && sod < p.end)
-                .copied()
-                .ok_or_else(|| TariffError::overflow("tou"))?;
-            while power.get(pi).is_some_and(|p| p.0 <= c) {
-                pi += 1;
-            }
-            let band = match pi.checked_sub(1).and_then(|i| power.get(i)) {
-                Some(p) => Some(p.1),
-                None => power.first().map(|p| p.1),
-            };
-            let next_band = power.get(pi).map_or(i64::MAX, |p| p.0);
-            let b = end.min(day_start + i64::from(piece.end)).min(next_band);
-            if b <= c {
-                // Unreachable for a compiled tariff (profiles cover the day);
-                // refuse rather than loop.
-                return Err(TariffError::overflow("tou"));
-            }
-            let seg_to = local(day_date, b - day_start)?;
-            let (kwh, interpolated) = match r_c {
-                Some((rc, ic)) => {
-                    let (rb, ib) = meter.read(b)?;
-                    r_c = Some((rb, ib));
-                    let units = rb - rc;
-                    let t = usize::from(piece.tier);
-                    if seen_mask & (1u64 << t) == 0 {
-                        seen_mask |= 1u64 << t;
-                        if let Some(o) = tier_order.get_mut(tier_seen) {
-                            *o = piece.tier;
-                        }
-                        tier_seen += 1;
-                    }
-                    if let Some(acc) = tier_kwh.get_mut(t) {
-                        *acc += units;
-                    }
-                    (Some(kwh(units)), ic || ib)
-                }
-                None => (None, false),
-            };
-            let tier_name = self
-                .tiers
-                .get(usize::from(piece.tier))
-                .map(|t| t.name.clone())
-                .ok_or_else(|| TariffError::overflow("tou"))?;
-            segments.push(Segment {
-                from: seg_from,
-                to: seg_to,
-                tier: tier_name,
-                band: match (&self.time, band) {
-                    (Some(t), Some(bi)) => t.bands.get(usize::from(bi)).map(|b| BandRef {
-                        from_w: b.from_w,
-                        to_w: b.to_w,
-                    }),
-                    (Some(t), None) => t.bands.first().map(|b| BandRef {
-                        from_w: b.from_w,
-                        to_w: b.to_w,
-                    }),
-                    _ => None,
-                },
-                kwh,
-                interpolated,
-            });
-            seg_from = seg_to;
-            c = b;
-        }
-
-        let energy_total = if points.is_empty() {
-            None
-        } else {
-            let (rs, _) = Meter { pts: points, j: 0 }.read(start)?;
-            let (re, _) = Meter { pts: points, j: 0 }.read(end)?;
-            Some(kwh(re - rs))
-        };
-        let idle_seconds = unplugged.map_or(0, |u| u - end);
-        d.quote.charging = Some(ChargingSummary {
-            start: s.start,
-            end: s.end,
-            unplugged_at: s.unplugged_at,
-            charging_seconds: u64::try_from(end - start).unwrap_or(0),
-            idle_seconds: u64::try_from(idle_seconds).unwrap_or(0),
-            energy_kwh: energy_total,
-            energy_source: source,
-        });
-        d.quote.segments = segments;
-
-        // 1. Energy lines, per tier in order of first appearance.
-        if self.energy {
-            for &t in tier_order.iter().take(tier_seen) {
-                let units = tier_kwh.get(usize::from(t)).copied().unwrap_or(0);
-                if units == 0 {
-                    continue;
-                }
-                let tier = self
-                    .tiers
-                    .get(usize::from(t))
-                    .ok_or_else(|| TariffError::overflow("energy.tiers"))?;
-                let Some((el, sv)) = tier.price else { continue };
-                let qty = kwh(units);
-                for (kind, price) in [(LineKind::Electricity, el), (LineKind::Service, sv)] {
-                    let tag = Tag {
-                        tier: Some(tier.name.clone()),
-                        ..Tag::default()
-                    };
-                    d.charge(kind, tag, qty, Unit::Kwh, price, Unit::Kwh, 1)?;
-                }
-            }
-        }
-
-        // 1. Time lines, per band.
-        let mut time_billed = false;
-        if let Some(t) = &self.time {
-            let steps = bill_steps(t.rule, t.step_s, start + t.free_s, end, &power);
-            for (bi, n) in steps.iter().enumerate() {
-                if *n == 0 {
-                    continue;
-                }
-                time_billed = true;
-                let band = t
-                    .bands
-                    .get(bi)
-                    .ok_or_else(|| TariffError::overflow("time.bands"))?;
-                let minutes = Decimal::from(
-                    n.checked_mul(u64::from(t.step_min))
-                        .ok_or_else(|| TariffError::overflow("time"))?,
-                );
-                let tag = Tag {
-                    band: Some(BandRef {
-                        from_w: band.from_w,
-                        to_w: band.to_w,
-                    }),
-                    ..Tag::default()
-                };
-                d.charge(
-                    LineKind::Time,
-                    tag,
-                    minutes,
-                    Unit::Minute,
-                    band.per_hour,
-                    Unit::Hour,
-                    60,
-                )?;
-            }
-        }
-
-        // 1. Idle line.
-        if let (Some(r), Some(_)) = (&self.idle, unplugged) {
-            let billable = idle_seconds - r.grace_s;
-            if billable > 0 {
-                let steps = (billable + r.step_s - 1) / r.step_s;
-                let minutes = Decimal::from(
-                    steps
-                        .checked_mul(i64::from(r.step_min))
-                        .ok_or_else(|| TariffError::overflow("idle"))?,
-                );
-                d.charge(
-                    LineKind::Idle,
-                    Tag::default(),
-                    minutes,
-                    Unit::Minute,
-                    r.per_hour,
-                    Unit::Hour,
-                    60,
-                )?;
-            }
-        }
-
-        // 1. Session fee.
-        if let Some(fee) = self.session_fee {
-            d.charge(
-                LineKind::SessionFee,
-                Tag::default(),
-                Decimal::ONE,
-                Unit::Session,
-                fee,
-                Unit::Session,
-                1,
-            )?;
-        }
-
-        // 2. Time minimum and cap; idle cap.
-        if let Some(t) = &self.time {
-            let base = d.sum_net(|k| k == LineKind::Time)?;
-            if let Some(min) = t
-                .minimum
-                .filter(|m| time_billed && base.amount() < m.amount())
-            {
-                d.adjust(LineKind::TimeMinimum, base, min, |_| false)?;
-            }
-            if let Some(cap) = t.cap.filter(|c| base.amount() > c.amount()) {
-                d.adjust(LineKind::TimeCap, base, cap, |k| k == LineKind::Time)?;
-            }
-        }
-        if let Some(cap) = self.idle.as_ref().and_then(|r| r.cap) {
-            let base = d.sum_net(|k| k == LineKind::Idle)?;
-            if base.amount() > cap.amount() {
-                d.adjust(LineKind::IdleCap, base, cap, |k| k == LineKind::Idle)?;
-            }
-        }
-
-        // 3. Session minimum and maximum.
-        if self.min_price.is_none() && self.max_price.is_none() {
-            return Ok(());
-        }
-        let base = d.sum_net(|_| true)?;
-        if let Some(min) = self.min_price.filter(|m| base.amount() < m.amount()) {
-            d.adjust(LineKind::SessionMinimum, base, min, |_| false)?;
-        }
-        if let Some(max) = self.max_price.filter(|m| base.amount() > m.amount()) {
-            d.adjust(LineKind::SessionCap, base, max, |_| true)?;
-        }
-        Ok(())
+        d.finish(self)
     }
 
     fn swap(&self, s: &SwapSession, d: &mut Draft) -> Result<()> {
@@ -499,16 +107,13 @@ impl CompiledTariff {
                 "one or more swaps",
             ));
         }
-        let tag = Tag {
-            item: Some(model.clone()),
-            ..Tag::default()
-        };
         d.charge(
             LineKind::Swap,
-            tag,
-            Decimal::from(s.count),
+            Some(LineLabel::Item(model.clone())),
+            i64::from(s.count),
+            0,
             Unit::Swap,
-            price,
+            price.into(),
             Unit::Swap,
             1,
         )?;
@@ -560,40 +165,74 @@ impl CompiledTariff {
                     ),
                 )
             })?;
-            let tag = Tag {
-                item: Some(s.battery_model.clone()),
-                ..Tag::default()
-            };
-            d.charge(kind, tag, Decimal::from(n), unit, rate, unit, 1)?;
+            let label = Some(LineLabel::Item(s.battery_model.clone()));
+            d.charge(kind, label, i64::from(n), 0, unit, rate.into(), unit, 1)?;
         }
         Ok(())
     }
 }
 
-/// The labels of a charge line.
-#[derive(Default)]
-struct Tag {
-    tier: Option<std::sync::Arc<str>>,
-    band: Option<BandRef>,
-    item: Option<String>,
-}
-
 /// A validated coupon: (input index, coupon, limit, threshold, percent).
-type CheckedCoupon<'a> = (
-    usize,
-    &'a Coupon,
-    Option<Money>,
-    Option<Money>,
-    Option<Decimal>,
-);
+type CheckedCoupon<'a> = (usize, &'a Coupon, Option<i64>, Option<i64>, Option<Decimal>);
 
-/// A quote being built.
-struct Draft {
-    quote: Quote,
+/// A quote being built, in the pieces the sweep and the discounts fill; the
+/// subtotals are kept in minor units as lines are pushed (see [`slot`]).
+pub(super) struct Draft {
+    pub service: Service,
+    pub charging: Option<ChargingSummary>,
+    pub segments: Vec<Segment>,
+    lines: Vec<QuoteLine>,
+    skipped: Vec<SkippedCoupon>,
     rounding: crate::money::Rounding,
     currency: Currency,
-    /// Subtotals in minor units, kept as lines are pushed (see [`slot`]).
+    minor_units: u32,
+    /// Zero at the currency's scale (copied, not rebuilt, on every line).
+    zero: Money,
     sub: [i64; 9],
+}
+
+/// A short list on the stack that spills to the heap: most sessions have a
+/// handful of lines and power samples, and quoting should not allocate for
+/// them.
+pub(super) struct Short<T: Copy + Default, const N: usize> {
+    buf: [T; N],
+    len: usize,
+    spill: Vec<T>,
+}
+
+impl<T: Copy + Default, const N: usize> Short<T, N> {
+    pub(super) fn new() -> Self {
+        Short {
+            buf: [T::default(); N],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    pub(super) fn push(&mut self, v: T) {
+        if self.spill.is_empty() {
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = v;
+                self.len += 1;
+                return;
+            }
+            self.spill.reserve(N * 2);
+            self.spill.extend_from_slice(&self.buf);
+        }
+        self.spill.push(v);
+    }
+
+    pub(super) fn last(&self) -> Option<&T> {
+        self.as_slice().last()
+    }
+
+    pub(super) fn as_slice(&self) -> &[T] {
+        if self.spill.is_empty() {
+            self.buf.get(..self.len).unwrap_or(&[])
+        } else {
+            &self.spill
+        }
+    }
 }
 
 /// The subtotal a line kind counts towards.
@@ -659,25 +298,40 @@ fn money_err(path: &str) -> impl Fn(MoneyError) -> TariffError + '_ {
     }
 }
 
+fn overflow(path: &'static str) -> impl Fn() -> TariffError {
+    move || TariffError::overflow(path)
+}
+
 impl Draft {
-    /// **The rounding point** of the engine: `price × quantity ÷ divisor`
-    /// rounded to minor units with the tariff's rule, computed exactly as a
-    /// ratio of integers ([`Rounding::round_ratio`](crate::money::Rounding::round_ratio)).
+    pub(super) fn new(t: &CompiledTariff, service: Service) -> Draft {
+        Draft {
+            service,
+            charging: None,
+            segments: Vec::new(),
+            lines: Vec::with_capacity(8),
+            skipped: Vec::new(),
+            rounding: t.rounding,
+            currency: t.currency,
+            minor_units: t.currency.minor_units(),
+            zero: Money::from_minor(0, t.currency),
+            sub: [0; 9],
+        }
+    }
+
+    /// **The rounding point** of percentage discounts: `base × percent / 100`,
+    /// exactly, rounded once.
     fn minor_of(&self, price: Decimal, quantity: Decimal, divisor: u32) -> Option<i64> {
         let mu = self.currency.minor_units();
         let (pm, qm) = (price.mantissa(), quantity.mantissa());
         let scale = price.scale() + quantity.scale();
-        // Fast path: everything fits 64 bits (prices and quantities of real sessions).
         if let (Some(k), Ok(a), Ok(b)) =
             (scale.checked_sub(mu), i64::try_from(pm), i64::try_from(qm))
         {
-            // 64-bit multiplies only: a checked 128-bit multiply is a library call.
             let den = pow10_i64(k).and_then(|p| p.checked_mul(i64::from(divisor)));
             if let (Some(num), Some(den)) = (a.checked_mul(b), den) {
-                let r = self
-                    .rounding
-                    .round_ratio(i128::from(num), i128::from(den))?;
-                return i64::try_from(r).ok();
+                if let Some(m) = self.rounding.round_ratio_i64(num, den) {
+                    return Some(m);
+                }
             }
         }
         let num = pm.checked_mul(qm)?;
@@ -689,148 +343,200 @@ impl Draft {
         i64::try_from(self.rounding.round_ratio(num, den)?).ok()
     }
 
-    /// Pushes a line, counting its amount (`minor`) into its subtotal.
-    fn push(&mut self, line: QuoteLine, minor: i64) -> Result<&mut QuoteLine> {
-        let s = self
-            .sub
-            .get_mut(slot(line.kind))
-            .ok_or_else(|| TariffError::overflow("subtotals"))?;
-        *s = s
-            .checked_add(minor)
-            .ok_or_else(|| TariffError::overflow("subtotals"))?;
-        self.quote.lines.push(line);
-        self.quote
-            .lines
-            .last_mut()
-            .ok_or_else(|| TariffError::overflow("lines"))
+    /// **The rounding point** of charge lines: `q × 10^-q_scale × price ÷
+    /// divisor` rounded to minor units with the tariff's rule, computed
+    /// exactly as a ratio of integers — in 64 bits for every real session,
+    /// and by a constant divisor for the usual ones (a 64-bit division by a
+    /// variable costs more than the rest of the line).
+    #[inline]
+    fn minor_of_line(&self, price: Price, q: i64, q_scale: u32, divisor: i64) -> Option<i64> {
+        // With the price in 10^-5 units the denominator depends only on the
+        // line's kind and the currency.
+        if let Some(num) = price.p5.and_then(|p5| q.checked_mul(p5)) {
+            let r = self.rounding;
+            let m = match (self.minor_units, q_scale, divisor) {
+                (2, ENERGY_DP, 1) => r.round_ratio_by::<10_000_000>(num),
+                (2, 0, 60) => r.round_ratio_by::<60_000>(num),
+                (2, 0, 3600) => r.round_ratio_by::<3_600_000>(num),
+                (2, 0, 1) => r.round_ratio_by::<1_000>(num),
+                (mu, qs, div) => (qs + 5)
+                    .checked_sub(mu)
+                    .and_then(pow10_i64)
+                    .and_then(|d| d.checked_mul(div))
+                    .and_then(|den| r.round_ratio_i64(num, den)),
+            };
+            if m.is_some() {
+                return m;
+            }
+        }
+        let divisor = u32::try_from(divisor).ok()?;
+        self.minor_of(price.money.amount(), decimal(q, q_scale), divisor)
     }
 
-    /// Pushes a line whose amount is a whole number of minor units.
-    fn push_money(&mut self, line: QuoteLine) -> Result<&mut QuoteLine> {
-        let minor = line
-            .amount
-            .to_minor()
-            .ok_or_else(|| TariffError::overflow(line.kind.name()))?;
-        self.push(line, minor)
-    }
-
-    /// Pushes a charge line: `amount = round(quantity × unit_price ÷ divisor)`.
-    /// Built in place: lines are large and quoting is a hot path.
-    #[allow(clippy::too_many_arguments)]
-    fn charge(
-        &mut self,
-        kind: LineKind,
-        tag: Tag,
-        quantity: Decimal,
-        unit: Unit,
-        unit_price: Money,
-        per: Unit,
-        divisor: u32,
-    ) -> Result<()> {
-        let minor = self
-            .minor_of(unit_price.amount(), quantity, divisor)
-            .ok_or_else(|| TariffError::overflow(kind.name()))?;
+    /// Counts `minor` into the subtotal of `kind`.
+    fn count(&mut self, kind: LineKind, minor: i64) -> Result<()> {
         let s = self
             .sub
             .get_mut(slot(kind))
-            .ok_or_else(|| TariffError::overflow("subtotals"))?;
-        *s = s
-            .checked_add(minor)
-            .ok_or_else(|| TariffError::overflow("subtotals"))?;
-        let amount = Money::from_minor(minor, self.currency);
-        self.quote.lines.push(QuoteLine {
+            .ok_or_else(overflow("subtotals"))?;
+        *s = s.checked_add(minor).ok_or_else(overflow("subtotals"))?;
+        Ok(())
+    }
+
+    /// Pushes a charge line of `q × 10^-q_scale` units:
+    /// `amount = round(quantity × unit_price ÷ divisor)`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn charge(
+        &mut self,
+        kind: LineKind,
+        label: Option<LineLabel>,
+        q: i64,
+        q_scale: u32,
+        unit: Unit,
+        unit_price: Price,
+        per: Unit,
+        divisor: i64,
+    ) -> Result<()> {
+        let minor = self
+            .minor_of_line(unit_price, q, q_scale, divisor)
+            .ok_or_else(|| TariffError::overflow(kind.name()))?;
+        self.count(kind, minor)?;
+        self.lines.push(QuoteLine {
             kind,
-            tier: tag.tier,
-            band: tag.band,
-            item: tag.item,
-            quantity: Some(quantity),
+            label,
+            quantity: Some(decimal(q, q_scale)),
             unit: Some(unit),
-            unit_price: Some(unit_price),
             per: Some(per),
-            base: None,
-            percent: None,
-            limit: None,
-            threshold: None,
-            amount,
-            reduced_by: Money::zero(self.currency),
-            net: amount,
+            unit_price: Some(unit_price.money),
+            amount: Money::from_minor(minor, self.currency),
+            reduced_by: self.zero,
+            terms: None,
         });
         Ok(())
     }
 
-    /// Sum of the net amounts of the charge lines whose kind passes `f`.
-    fn sum_net(&self, f: impl Fn(LineKind) -> bool) -> Result<Money> {
-        Money::sum(
-            self.currency,
-            self.quote
-                .lines
-                .iter()
-                .filter(|l| l.kind.is_charge() && f(l.kind))
-                .map(|l| l.net),
-        )
-        .map_err(money_err("lines"))
-    }
-
-    /// An adjustment line `limit − base`; a negative one is spread over the
-    /// charge lines whose kind passes `targets`.
-    fn adjust(
+    /// Pushes an adjustment or discount line of `amount` minor units.
+    fn push_reduction(
         &mut self,
         kind: LineKind,
-        base: Money,
-        limit: Money,
-        targets: impl Fn(LineKind) -> bool,
+        label: Option<LineLabel>,
+        amount: i64,
+        terms: LineTerms,
     ) -> Result<()> {
-        let delta = limit.checked_sub(base).map_err(money_err(kind.name()))?;
-        if delta.is_negative() {
-            self.reduce(delta.neg(), &targets)?;
-        }
-        let mut l = QuoteLine::new(kind, delta);
-        l.base = Some(base);
-        l.limit = Some(limit);
-        self.push_money(l)?;
+        self.count(kind, amount)?;
+        self.lines.push(QuoteLine {
+            kind,
+            label,
+            quantity: None,
+            unit: None,
+            per: None,
+            unit_price: None,
+            amount: Money::from_minor(amount, self.currency),
+            reduced_by: self.zero,
+            terms: Some(Box::new(terms)),
+        });
         Ok(())
     }
 
-    /// Takes `amount` (≥ 0, ≤ the sum of the targets' nets) off the target
-    /// charge lines, in proportion to their nets (largest remainder).
-    fn reduce(&mut self, amount: Money, targets: &impl Fn(LineKind) -> bool) -> Result<()> {
-        if !amount.is_positive() {
-            return Ok(());
+    /// What is left of a charge line, in minor units.
+    fn net_minor(l: &QuoteLine) -> Option<i64> {
+        let amount = l.amount.minor_units_fast()?;
+        if l.reduced_by.is_zero() {
+            return Some(amount);
         }
-        let idx: Vec<usize> = self
-            .quote
+        amount.checked_sub(l.reduced_by.minor_units_fast()?)
+    }
+
+    /// Sum of the net amounts of the charge lines whose kind passes `f`, in
+    /// minor units.
+    pub(super) fn sum_net(&self, f: impl Fn(LineKind) -> bool) -> Result<i64> {
+        let mut sum = 0i64;
+        for l in self
             .lines
             .iter()
-            .enumerate()
-            .filter(|(_, l)| l.kind.is_charge() && targets(l.kind) && l.net.is_positive())
-            .map(|(i, _)| i)
-            .collect();
-        let weights: Vec<Decimal> = idx
-            .iter()
-            .filter_map(|i| self.quote.lines.get(*i).map(|l| l.net.amount()))
-            .collect();
-        let parts = amount.allocate(&weights).map_err(money_err("reduce"))?;
+            .filter(|l| l.kind.is_charge() && f(l.kind))
+        {
+            sum = Self::net_minor(l)
+                .and_then(|n| sum.checked_add(n))
+                .ok_or_else(overflow("lines"))?;
+        }
+        Ok(sum)
+    }
+
+    /// An adjustment line `limit − base` (minor units); a negative one is
+    /// spread over the charge lines whose kind passes `targets`.
+    pub(super) fn adjust(
+        &mut self,
+        kind: LineKind,
+        base: i64,
+        limit: i64,
+        targets: impl Fn(LineKind) -> bool,
+    ) -> Result<()> {
+        let delta = limit
+            .checked_sub(base)
+            .ok_or_else(|| TariffError::overflow(kind.name()))?;
+        if delta < 0 {
+            self.reduce(-delta, &targets)?;
+        }
+        let cur = self.currency;
+        self.push_reduction(
+            kind,
+            None,
+            delta,
+            LineTerms {
+                base: Some(Money::from_minor(base, cur)),
+                limit: Some(Money::from_minor(limit, cur)),
+                ..LineTerms::default()
+            },
+        )
+    }
+
+    /// Takes `amount` (≥ 0, ≤ the sum of the targets' nets; minor units) off
+    /// the target charge lines, in proportion to their nets (largest
+    /// remainder, [`Money::allocate`]).
+    fn reduce(&mut self, amount: i64, targets: &impl Fn(LineKind) -> bool) -> Result<()> {
+        if amount <= 0 {
+            return Ok(());
+        }
+        let mu = self.currency.minor_units();
+        let mut idx: Vec<usize> = Vec::new();
+        let mut weights: Vec<Decimal> = Vec::new();
+        for (i, l) in self.lines.iter().enumerate() {
+            if l.kind.is_charge() && targets(l.kind) {
+                let net = Self::net_minor(l).ok_or_else(overflow("reduce"))?;
+                if net > 0 {
+                    idx.push(i);
+                    weights.push(decimal(net, mu));
+                }
+            }
+        }
+        let parts = Money::from_minor(amount, self.currency)
+            .allocate(&weights)
+            .map_err(money_err("reduce"))?;
         for (i, p) in idx.into_iter().zip(parts) {
-            if let Some(l) = self.quote.lines.get_mut(i) {
+            if let Some(l) = self.lines.get_mut(i) {
                 l.reduced_by = l.reduced_by.checked_add(p).map_err(money_err("reduce"))?;
-                l.net = l.net.checked_sub(p).map_err(money_err("reduce"))?;
             }
         }
         Ok(())
     }
 
-    fn discounts(
+    pub(super) fn discounts(
         &mut self,
         scope: DiscountScope,
         member: Option<&Member>,
         coupons: &[Coupon],
     ) -> Result<()> {
+        if member.is_none() && coupons.is_empty() {
+            return Ok(());
+        }
         // Validate everything first, in input order.
         let member_pct = match member {
             Some(m) => Some(percent("session.member.percent_off", m.percent_off)?),
             None => None,
         };
         let cur = self.currency;
+        let minor = |m: Money| m.minor_units_fast().ok_or_else(overflow("coupon"));
         let mut checked: Vec<CheckedCoupon<'_>> = Vec::with_capacity(coupons.len());
         for (i, c) in coupons.iter().enumerate() {
             let p = |f: &str| format!("session.coupons[{i}].{f}");
@@ -849,18 +555,19 @@ impl Draft {
             // (limit, threshold, percent)
             let entry = match c {
                 Coupon::Fixed { amount: a, .. } => {
-                    (Some(amount(&p("amount"), *a, cur)?), None, None)
+                    (Some(minor(amount(&p("amount"), *a, cur)?)?), None, None)
                 }
                 Coupon::Percent {
                     percent_off, cap, ..
                 } => (
-                    cap.map(|x| amount(&p("cap"), x, cur)).transpose()?,
+                    cap.map(|x| amount(&p("cap"), x, cur).and_then(minor))
+                        .transpose()?,
                     None,
                     Some(percent(&p("percent_off"), *percent_off)?),
                 ),
                 Coupon::Threshold { spend, off, .. } => (
-                    Some(amount(&p("off"), *off, cur)?),
-                    Some(amount(&p("spend"), *spend, cur)?),
+                    Some(minor(amount(&p("off"), *off, cur)?)?),
+                    Some(minor(amount(&p("spend"), *spend, cur)?)?),
                     None,
                 ),
             };
@@ -873,19 +580,25 @@ impl Draft {
                 DiscountScope::ServiceOnly => !matches!(k, LineKind::Electricity | LineKind::Idle),
             }
         };
+        let m = |minor: i64| Money::from_minor(minor, cur);
 
         // 4. Member discount.
-        if let (Some(m), Some(pct)) = (member, member_pct) {
+        if let (Some(member), Some(pct)) = (member, member_pct) {
             let f = in_scope(scope);
             let base = self.sum_net(f)?;
-            if base.is_positive() {
+            if base > 0 {
                 let off = self.percent_of(base, pct, "member_discount")?;
                 self.reduce(off, &f)?;
-                let mut l = QuoteLine::new(LineKind::MemberDiscount, off.neg());
-                l.item = Some(m.level.clone());
-                l.base = Some(base);
-                l.percent = Some(pct);
-                self.push_money(l)?;
+                self.push_reduction(
+                    LineKind::MemberDiscount,
+                    Some(LineLabel::Item(member.level.clone())),
+                    -off,
+                    LineTerms {
+                        base: Some(m(base)),
+                        percent: Some(pct),
+                        ..LineTerms::default()
+                    },
+                )?;
             }
         }
 
@@ -897,90 +610,104 @@ impl Draft {
             let skip = |reason| SkippedCoupon {
                 id: c.id().to_owned(),
                 reason,
-                eligible: base,
+                eligible: m(base),
             };
-            if !base.is_positive() {
-                self.quote
-                    .skipped_coupons
-                    .push(skip(SkipReason::NothingEligible));
+            if base <= 0 {
+                self.skipped.push(skip(SkipReason::NothingEligible));
                 continue;
             }
-            if threshold.is_some_and(|th| base.amount() < th.amount()) {
-                self.quote
-                    .skipped_coupons
-                    .push(skip(SkipReason::BelowThreshold));
+            if threshold.is_some_and(|th| base < th) {
+                self.skipped.push(skip(SkipReason::BelowThreshold));
                 continue;
             }
-            let mut off = match pct {
+            let off = match pct {
                 Some(p) => {
                     let o = self.percent_of(base, p, "coupon")?;
-                    match limit {
-                        Some(cap) => o.checked_min(cap).map_err(money_err("coupon"))?,
-                        None => o,
-                    }
+                    limit.map_or(o, |cap| o.min(cap))
                 }
-                None => limit.unwrap_or(Money::zero(cur)),
-            };
-            off = off.checked_min(base).map_err(money_err("coupon"))?;
+                None => limit.unwrap_or(0),
+            }
+            .min(base);
             self.reduce(off, &f)?;
-            let mut l = QuoteLine::new(LineKind::Coupon, off.neg());
-            l.item = Some(c.id().to_owned());
-            l.base = Some(base);
-            l.percent = pct;
-            l.limit = limit;
-            l.threshold = threshold;
-            self.push_money(l)?;
+            self.push_reduction(
+                LineKind::Coupon,
+                Some(LineLabel::Item(c.id().to_owned())),
+                -off,
+                LineTerms {
+                    base: Some(m(base)),
+                    percent: pct,
+                    limit: limit.map(m),
+                    threshold: threshold.map(m),
+                },
+            )?;
         }
         Ok(())
     }
 
     /// **Rounding point** of percentage discounts: `base × percent / 100`
-    /// rounded once, never more than `base`.
-    fn percent_of(&self, base: Money, pct: Decimal, what: &str) -> Result<Money> {
-        let minor = self
-            .minor_of(base.amount(), pct, 100)
+    /// rounded once, never more than `base` (minor units).
+    fn percent_of(&self, base: i64, pct: Decimal, what: &str) -> Result<i64> {
+        let m = self
+            .minor_of(decimal(base, self.currency.minor_units()), pct, 100)
             .ok_or_else(|| TariffError::overflow(what))?;
-        Money::from_minor(minor, self.currency)
-            .checked_min(base)
-            .map_err(money_err(what))
+        Ok(m.min(base))
     }
 
-    fn finish(mut self) -> Result<Quote> {
+    /// Makes the quote: subtotals and total from the minor-unit sums.
+    pub(super) fn finish(self, t: &CompiledTariff) -> Result<Quote> {
         let cur = self.currency;
-        // Subtotals were set to zero (scale 0) by `draft`; only the non-zero
-        // ones are replaced, in place (the quote is large; no copies).
-        let st = &mut self.quote.subtotals;
-        for (slot, minor) in [
-            &mut st.electricity,
-            &mut st.service,
-            &mut st.time,
-            &mut st.idle,
-            &mut st.fees,
-            &mut st.swap,
-            &mut st.rental,
-            &mut st.adjustments,
-            &mut st.discounts,
-        ]
-        .into_iter()
-        .zip(self.sub)
-        {
-            if minor != 0 {
-                *slot = Money::from_minor(minor, cur);
+        let zero = self.zero;
+        let m = |minor: i64| {
+            if minor == 0 {
+                zero
+            } else {
+                Money::from_minor(minor, cur)
             }
-        }
+        };
+        let [
+            electricity,
+            service,
+            time,
+            idle,
+            fees,
+            swap,
+            rental,
+            adjustments,
+            discounts,
+        ] = self.sub;
         let total = self
             .sub
             .iter()
             .try_fold(0i64, |a, m| a.checked_add(*m))
-            .ok_or_else(|| TariffError::overflow("total"))?;
-        self.quote.total = Money::from_minor(total, cur);
-        Ok(self.quote)
+            .ok_or_else(overflow("total"))?;
+        Ok(Quote {
+            tariff: t.id.clone(),
+            currency: cur,
+            rounding: self.rounding,
+            service: self.service,
+            charging: self.charging,
+            segments: self.segments,
+            lines: self.lines,
+            subtotals: Subtotals {
+                electricity: m(electricity),
+                service: m(service),
+                time: m(time),
+                idle: m(idle),
+                fees: m(fees),
+                swap: m(swap),
+                rental: m(rental),
+                adjustments: m(adjustments),
+                discounts: m(discounts),
+            },
+            total: m(total),
+            skipped_coupons: self.skipped,
+        })
     }
 }
 
 /// Whole seconds since the epoch of a local wall-clock instant. The path is
 /// built only on error, keeping the happy path free of allocation.
-fn secs(path: impl FnOnce() -> String, t: NaiveDateTime) -> Result<i64> {
+pub(super) fn secs(path: impl FnOnce() -> String, t: NaiveDateTime) -> Result<i64> {
     let u = t.and_utc();
     if u.timestamp_subsec_nanos() != 0 {
         return Err(TariffError::session(
@@ -992,7 +719,7 @@ fn secs(path: impl FnOnce() -> String, t: NaiveDateTime) -> Result<i64> {
 }
 
 /// The local instant `secs` seconds after midnight of `date` (at most one day).
-fn local(date: NaiveDate, secs: i64) -> Result<NaiveDateTime> {
+pub(super) fn local(date: NaiveDate, secs: i64) -> Result<NaiveDateTime> {
     let (date, secs) = if secs >= i64::from(DAY) {
         (date.succ_opt(), secs - i64::from(DAY))
     } else {
@@ -1008,7 +735,7 @@ fn local(date: NaiveDate, secs: i64) -> Result<NaiveDateTime> {
 }
 
 /// Unix day number → date.
-fn date_of_day(day: i64) -> Result<NaiveDate> {
+pub(super) fn date_of_day(day: i64) -> Result<NaiveDate> {
     i32::try_from(day + 719_163)
         .ok()
         .and_then(NaiveDate::from_num_days_from_ce_opt)
@@ -1016,19 +743,18 @@ fn date_of_day(day: i64) -> Result<NaiveDate> {
 }
 
 /// 0.0001 kWh units → kWh with 4 decimal places (no checks needed: any i64 fits).
-fn kwh(units: i64) -> Decimal {
-    let m = units.unsigned_abs();
-    Decimal::from_parts(
-        (m & 0xFFFF_FFFF) as u32,
-        (m >> 32) as u32,
-        0,
-        units < 0,
-        ENERGY_DP,
-    )
+pub(crate) fn kwh(units: i64) -> Decimal {
+    decimal(units, ENERGY_DP)
+}
+
+/// `v × 10^-scale` as a decimal (`scale` ≤ 28; any i64 fits the mantissa).
+pub(crate) fn decimal(v: i64, scale: u32) -> Decimal {
+    let m = v.unsigned_abs();
+    Decimal::from_parts((m & 0xFFFF_FFFF) as u32, (m >> 32) as u32, 0, v < 0, scale)
 }
 
 /// kWh → 0.0001 kWh units, checked. The path is built only on error.
-fn energy_units(path: impl Fn() -> String, kwh: Decimal) -> Result<i64> {
+pub(super) fn energy_units(path: impl Fn() -> String, kwh: Decimal) -> Result<i64> {
     if kwh.is_sign_negative() && !kwh.is_zero() {
         return Err(TariffError::session(
             path(),
@@ -1056,160 +782,4 @@ fn energy_units(path: impl Fn() -> String, kwh: Decimal) -> Result<i64> {
         return Err(TariffError::overflow(path()));
     }
     i64::try_from(v.mantissa()).map_err(|_| TariffError::overflow(path()))
-}
-
-/// Validates meter readings and hands them out as (second, 0.0001 kWh).
-fn readings(
-    rs: &[super::session::MeterReading],
-    start: i64,
-    end: i64,
-    mut out: impl FnMut((i64, i64)),
-) -> Result<()> {
-    let mut last: Option<(i64, i64)> = None;
-    let mut first_at = None;
-    for (i, r) in rs.iter().enumerate() {
-        let at = secs(|| format!("session.readings[{i}].at"), r.at)?;
-        let units = energy_units(|| format!("session.readings[{i}].kwh"), r.kwh)?;
-        if let Some((pat, pu)) = last {
-            if at <= pat {
-                return Err(TariffError::session(
-                    format!("session.readings[{i}].at"),
-                    "readings must be in strictly increasing time order",
-                ));
-            }
-            if units < pu {
-                return Err(TariffError::session(
-                    format!("session.readings[{i}].kwh"),
-                    format!(
-                        "the meter went backwards from {} to {} kWh; readings are a cumulative register",
-                        kwh(pu),
-                        r.kwh
-                    ),
-                ));
-            }
-        }
-        out((at, units));
-        first_at.get_or_insert(at);
-        last = Some((at, units));
-    }
-    if let (Some(f), Some(l)) = (first_at, last) {
-        if f > start {
-            return Err(TariffError::session(
-                "session.readings[0].at",
-                "is after session.start; the first reading must be at or before the start",
-            ));
-        }
-        if l.0 < end {
-            return Err(TariffError::session(
-                format!("session.readings[{}].at", rs.len() - 1),
-                "is before session.end; the last reading must be at or after the end",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The meter register as a function of time: the readings, linearly
-/// interpolated between them, rounded half-up to 0.0001 kWh.
-struct Meter<'a> {
-    pts: &'a [(i64, i64)],
-    j: usize,
-}
-
-impl Meter<'_> {
-    /// The register at `x` (which must not be earlier than the previous call)
-    /// and whether it was interpolated.
-    fn read(&mut self, x: i64) -> Result<(i64, bool)> {
-        while self.pts.get(self.j + 1).is_some_and(|p| p.0 <= x) && self.j + 2 < self.pts.len() {
-            self.j += 1;
-        }
-        let (t0, e0) = *self
-            .pts
-            .get(self.j)
-            .ok_or_else(|| TariffError::overflow("readings"))?;
-        if x <= t0 {
-            return Ok((e0, false));
-        }
-        let Some(&(t1, e1)) = self.pts.get(self.j + 1) else {
-            return Ok((e0, false));
-        };
-        if x >= t1 {
-            return Ok((e1, false));
-        }
-        // Half-up: floor((2·Δe·Δt + T) / 2T), in 64 bits when it fits.
-        let (de, dt, span) = (e1 - e0, x - t0, t1 - t0);
-        let fast = de
-            .checked_mul(dt)
-            .and_then(|n| n.checked_mul(2))
-            .and_then(|n| n.checked_add(span))
-            .zip(span.checked_mul(2))
-            .map(|(n, d)| n / d);
-        let v = match fast {
-            Some(v) => v,
-            None => {
-                let num = i128::from(de) * i128::from(dt);
-                let den = i128::from(span);
-                i64::try_from((2 * num + den) / (2 * den))
-                    .map_err(|_| TariffError::overflow("readings"))?
-            }
-        };
-        Ok((e0 + v, true))
-    }
-}
-
-/// Billing steps per band for time pricing over the billable window
-/// `[b0, end)`, in steps of `g` seconds, rounding the last step up.
-fn bill_steps(rule: BandRule, g: i64, b0: i64, end: i64, power: &[(i64, u8)]) -> [u64; MAX_BANDS] {
-    let mut counts = [0u64; MAX_BANDS];
-    if b0 >= end || g <= 0 {
-        return counts;
-    }
-    let n_steps = u64::try_from((end - b0 + g - 1) / g).unwrap_or(0);
-    // Constant-band intervals within [b0, end).
-    let first = power.iter().rposition(|p| p.0 <= b0).unwrap_or(0);
-    let band_at_b0 = power.get(first).map_or(0, |p| p.1);
-    let rest = power.get(first + 1..).unwrap_or(&[]);
-    let changes = rest.iter().filter(|p| p.0 > b0 && p.0 < end);
-    let mut add = |band: u8, n: u64| {
-        if let Some(c) = counts.get_mut(usize::from(band)) {
-            *c += n;
-        }
-    };
-    match rule {
-        BandRule::HighestInSession => {
-            let max = changes.map(|p| p.1).fold(band_at_b0, u8::max);
-            add(max, n_steps);
-        }
-        BandRule::HighestInStep => {
-            let mut cur_step = 0i64;
-            let mut cur_max = band_at_b0;
-            let mut p = b0;
-            let mut band = band_at_b0;
-            let mut iter = changes
-                .map(|c| (c.0, c.1))
-                .chain(core::iter::once((end, 0)));
-            for (q, next_band) in iter.by_ref() {
-                if q > p {
-                    let kp = (p - b0) / g;
-                    let kq = (q - 1 - b0) / g;
-                    if kp != cur_step {
-                        add(cur_max, 1);
-                        cur_step = kp;
-                        cur_max = band;
-                    }
-                    cur_max = cur_max.max(band);
-                    if kq > kp {
-                        add(cur_max, 1);
-                        add(band, u64::try_from(kq - kp - 1).unwrap_or(0));
-                        cur_step = kq;
-                        cur_max = band;
-                    }
-                }
-                p = q;
-                band = next_band;
-            }
-            add(cur_max, 1);
-        }
-    }
-    counts
 }

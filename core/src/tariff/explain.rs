@@ -86,9 +86,18 @@ impl Quote {
             }
         }
         if !self.segments.is_empty() {
+            let by_rules = self
+                .segments
+                .iter()
+                .any(|s| s.energy_rule.is_some() || s.time_rule.is_some());
             let _ = writeln!(
                 o,
-                "Segments (cut at tier boundaries, midnight and power-band changes):"
+                "Segments (cut at tier boundaries, midnight{}):",
+                if by_rules {
+                    ", power changes and rule conditions"
+                } else {
+                    " and power-band changes"
+                }
             );
             for s in &self.segments {
                 let _ = write!(o, "  {} → {}  {}", s.from, s.to.time(), s.tier);
@@ -98,12 +107,38 @@ impl Quote {
                 if let Some(k) = s.kwh {
                     let _ = write!(o, "  {}{k} kWh", if s.interpolated { "≈" } else { "" });
                 }
+                if let Some(r) = &s.energy_rule {
+                    let _ = write!(o, "  energy by rule {r}");
+                }
+                if let Some(r) = &s.time_rule {
+                    let _ = write!(o, "  time by rule {r}");
+                }
                 let _ = writeln!(o);
             }
             if self.segments.iter().any(|s| s.interpolated) {
                 let _ = writeln!(
                     o,
-                    "  (≈: a boundary fell between meter readings; the register there is interpolated linearly and rounded half-up to 0.0001 kWh)"
+                    "  (≈: a boundary fell between meter readings; the register there is interpolated linearly and rounded half-up to 0.0001 kWh{})",
+                    if by_rules {
+                        ", or set exactly at a rule's kWh threshold"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        let billed = self
+            .lines
+            .iter()
+            .filter(|l| l.kind == LineKind::Electricity)
+            .filter_map(|l| l.quantity)
+            .try_fold(Decimal::ZERO, |a, q| a.checked_add(q));
+        if let (Some(c), Some(b)) = (&self.charging, billed) {
+            if c.energy_kwh.is_some_and(|e| e < b) {
+                let _ = writeln!(
+                    o,
+                    "Energy billed in whole steps: {} kWh measured, {b} kWh billed (the extra at the price in force at the end)",
+                    c.energy_kwh.unwrap_or_default()
                 );
             }
         }
@@ -158,10 +193,10 @@ fn exact_of(l: &QuoteLine) -> Option<Decimal> {
     let q = l.quantity?;
     let p = l.unit_price?.amount();
     let e = p.checked_mul(q)?;
-    if l.unit == Some(Unit::Minute) && l.per == Some(Unit::Hour) {
-        e.checked_div(Decimal::from(60))
-    } else {
-        Some(e)
+    match (l.unit, l.per) {
+        (Some(Unit::Minute), Some(Unit::Hour)) => e.checked_div(Decimal::from(60)),
+        (Some(Unit::Second), Some(Unit::Hour)) => e.checked_div(Decimal::from(3600)),
+        _ => Some(e),
     }
 }
 
@@ -183,21 +218,30 @@ fn line(l: &QuoteLine) -> String {
         LineKind::MemberDiscount => "member discount (会员折扣)".to_owned(),
         LineKind::Coupon => "coupon (优惠券)".to_owned(),
     };
-    if let Some(t) = &l.tier {
+    if let Some(t) = l.tier() {
         head = format!("{head} {t}");
     }
-    if let Some(b) = &l.band {
+    if let Some(b) = &l.band() {
         head = format!("{head} {}", band(b));
     }
-    if let Some(i) = &l.item {
+    if let Some(i) = l.item() {
         head = format!("{head} {i}");
+    }
+    if let Some(r) = l.rule() {
+        head = format!("{head} by rule {r}");
     }
     let mut s = format!("{head}: ");
     match (l.quantity, l.unit, l.unit_price, l.per) {
         (Some(q), Some(u), Some(p), Some(per)) => {
             let _ = write!(s, "{q} {} × {}/{}", u.name(), p, per.name());
-            if u == Unit::Minute && per == Unit::Hour {
-                let _ = write!(s, " ÷ 60");
+            match (u, per) {
+                (Unit::Minute, Unit::Hour) => {
+                    let _ = write!(s, " ÷ 60");
+                }
+                (Unit::Second, Unit::Hour) => {
+                    let _ = write!(s, " ÷ 3600");
+                }
+                _ => {}
             }
             if let Some(e) = exact_of(l) {
                 let e = e.normalize();
@@ -209,13 +253,13 @@ fn line(l: &QuoteLine) -> String {
             }
         }
         _ => {
-            let base = l.base.map(|b| b.to_string()).unwrap_or_default();
+            let base = l.base().map(|b| b.to_string()).unwrap_or_default();
             match l.kind {
                 LineKind::TimeMinimum | LineKind::SessionMinimum => {
                     let _ = write!(
                         s,
                         "{base} is below the minimum {}, top-up {}",
-                        l.limit.map(|m| m.to_string()).unwrap_or_default(),
+                        l.limit().map(|m| m.to_string()).unwrap_or_default(),
                         signed(&l.amount)
                     );
                 }
@@ -223,12 +267,12 @@ fn line(l: &QuoteLine) -> String {
                     let _ = write!(
                         s,
                         "{base} is above the cap {}, {}",
-                        l.limit.map(|m| m.to_string()).unwrap_or_default(),
+                        l.limit().map(|m| m.to_string()).unwrap_or_default(),
                         signed(&l.amount)
                     );
                 }
                 _ => {
-                    match (l.percent, l.threshold, l.limit) {
+                    match (l.percent(), l.threshold(), l.limit()) {
                         (Some(p), _, cap) => {
                             let _ = write!(s, "{}% of {base}", p.normalize());
                             if let Some(c) = cap {
@@ -249,7 +293,7 @@ fn line(l: &QuoteLine) -> String {
         }
     }
     if !l.reduced_by.is_zero() {
-        let _ = write!(s, "  [less {} → net {}]", l.reduced_by, l.net);
+        let _ = write!(s, "  [less {} → net {}]", l.reduced_by, l.net());
     }
     s
 }

@@ -56,7 +56,9 @@ mod error;
 mod explain;
 mod model;
 mod quote;
+mod rules;
 mod session;
+mod sweep;
 
 #[cfg(test)]
 mod tests;
@@ -65,14 +67,15 @@ pub use compile::{CompiledTariff, MAX_BANDS, MAX_TIERS, ykc_slots};
 pub use engine::{ENERGY_DP, MAX_SESSION_SECONDS, quote};
 pub use error::TariffError;
 pub use model::{
-    BandRule, DateOverride, DiscountScope, EnergyPricing, Granularity, IdlePricing, PowerBand,
-    RentalPricing, RentalRate, SwapPricing, Tariff, TierPrice, Tou, TouRange, Weekday,
-    WeekdayOverride,
+    BandRule, Conditions, DateOverride, DiscountScope, EnergyPricing, Granularity, IdlePricing,
+    PowerBand, PriceRule, RentalPricing, RentalRate, RuleEnergy, RuleTime, SwapPricing, Tariff,
+    TierPrice, TimePricing, Tou, TouRange, Weekday, WeekdayOverride,
 };
 pub use quote::{
-    BandRef, ChargingSummary, EnergySource, LineKind, Quote, QuoteLine, Segment, Service,
-    SkipReason, SkippedCoupon, Subtotals, Unit,
+    BandRef, ChargingSummary, EnergySource, LineKind, LineLabel, LineTerms, Quote, QuoteLine,
+    Segment, Service, SkipReason, SkippedCoupon, Subtotals, Unit,
 };
+pub use rules::MAX_RULES;
 pub use session::{
     ChargingSession, Coupon, Member, MeterReading, PowerSample, RentalSession, Session, SwapSession,
 };

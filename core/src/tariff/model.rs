@@ -77,6 +77,12 @@ pub struct Tariff {
     /// Rental day and month rates by battery model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rental: Option<RentalPricing>,
+    /// Conditional prices for charging sessions (OCPI's tariff elements with
+    /// restrictions): for each piece of a session, the first rule whose
+    /// conditions hold sets the price of each kind it prices, over the
+    /// section's price. See [`PriceRule`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<PriceRule>,
 }
 
 /// The time-of-use schedule: a default day profile, weekday overrides and
@@ -187,6 +193,12 @@ impl Weekday {
 pub struct EnergyPricing {
     /// Prices per kWh by tier name. Every tier the `tou` schedule uses must be here.
     pub tiers: BTreeMap<String, TierPrice>,
+    /// Bill energy in steps of this many watt-hours (OCPI `step_size` of
+    /// `ENERGY`): the session's billed energy is rounded up to whole steps
+    /// and the extra is billed at the price in force at the end. Absent:
+    /// energy is billed as measured, to 0.1 Wh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_wh: Option<u32>,
 }
 
 /// The per-kWh prices of one tier; unit prices with up to 5 decimal places.
@@ -235,7 +247,7 @@ pub struct PowerBand {
     pub per_hour: Decimal,
 }
 
-/// How the band of a billing step is chosen from the measured power.
+/// How charging time is attributed to prices (power bands and rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BandRule {
@@ -244,6 +256,11 @@ pub enum BandRule {
     HighestInStep,
     /// The whole session is billed at the highest band its measured power reached.
     HighestInSession,
+    /// OCPI's rule: every second is billed at the price in force in that
+    /// second (its power band, or a rule's time price); only the total is
+    /// rounded up to whole steps, the extra billed at the price in force at
+    /// the end. Lines count seconds. Required when rules price time.
+    AsMeasured,
 }
 
 /// The billing step of time-based fees. Billable time is rounded *up* to
@@ -258,18 +275,30 @@ pub enum Granularity {
     PerStartedHalfHour,
     /// Per started hour.
     PerStartedHour,
-    /// Per started N minutes (OCPI `step_size`, in minutes; 1 ≤ N ≤ 1440).
+    /// Per started N minutes (1 ≤ N ≤ 1440).
     StepMinutes(u32),
+    /// Per started N seconds (OCPI `step_size` of `TIME` and `PARKING_TIME`;
+    /// 1 ≤ N ≤ 86 400). Lines then count seconds.
+    StepSeconds(u32),
 }
 
 impl Granularity {
-    /// The step in minutes.
-    pub fn minutes(self) -> u32 {
+    /// The step in seconds.
+    pub fn seconds(self) -> u32 {
         match self {
-            Granularity::PerMinute => 1,
-            Granularity::PerStartedHalfHour => 30,
-            Granularity::PerStartedHour => 60,
-            Granularity::StepMinutes(n) => n,
+            Granularity::PerMinute => 60,
+            Granularity::PerStartedHalfHour => 1800,
+            Granularity::PerStartedHour => 3600,
+            Granularity::StepMinutes(n) => n.saturating_mul(60),
+            Granularity::StepSeconds(n) => n,
+        }
+    }
+
+    /// The step in whole minutes, `None` for a [`Granularity::StepSeconds`] step.
+    pub fn minutes(self) -> Option<u32> {
+        match self {
+            Granularity::StepSeconds(_) => None,
+            g => Some(g.seconds() / 60),
         }
     }
 }
@@ -336,4 +365,134 @@ pub struct RentalRate {
     /// Price per month.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub month: Option<Decimal>,
+}
+
+/// A conditional price (OCPI's `TariffElement` with its `TariffRestrictions`).
+///
+/// A charging session — charging, then idle time — is cut into pieces in
+/// which every condition is constant. In each piece, for each kind of price
+/// (`energy`, `time`, `idle`, `session_fee`), the **first** rule in
+/// `rules` whose conditions all hold and that prices that kind sets the
+/// price; when none does, the section's price applies (the tier's energy
+/// price, the band's time price, `idle.per_hour`, `session_fee`), and
+/// without a section that kind costs nothing in that piece.
+///
+/// ```
+/// use chargeswap_core::tariff::{Tariff, Session};
+/// // The first kWh is free, then 1.00 per kWh.
+/// let t: Tariff = serde_json::from_str(r#"{"id": "first-kwh-free", "currency": "CNY",
+///   "energy": {"tiers": {"flat": {"electricity": "0.60", "service": "0.40"}}},
+///   "rules": [{"name": "first kWh", "when": {"max_kwh": "1"},
+///              "energy": {"electricity": "0", "service": "0"}}]}"#)?;
+/// let s: Session = serde_json::from_str(r#"{"service": "charging",
+///   "start": "2025-03-14T20:00:00", "end": "2025-03-14T21:00:00", "energy_kwh": "3.5"}"#)?;
+/// let q = t.compile()?.quote(&s)?;
+/// // 1 kWh free, 2.5 kWh × (0.60 + 0.40) = 2.50
+/// assert_eq!(q.total.to_string(), "¥2.50");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceRule {
+    /// A label shown on the lines it prices (default `rules[i]`); unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When the rule holds; every condition given must hold (none: always).
+    #[serde(default)]
+    pub when: Conditions,
+    /// Energy prices per kWh while the rule holds (OCPI `ENERGY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<RuleEnergy>,
+    /// Time price per hour of charging while the rule holds (OCPI `TIME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<RuleTime>,
+    /// Idle price per hour while the rule holds (OCPI `PARKING_TIME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<RuleTime>,
+    /// The per-session fee when the rule holds (OCPI `FLAT`), an amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_fee: Option<Decimal>,
+}
+
+/// The energy prices of a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleEnergy {
+    /// Electricity fee (电费) per kWh.
+    pub electricity: Decimal,
+    /// Service fee (服务费) per kWh.
+    pub service: Decimal,
+    /// Billing step in Wh when the session's energy ends under this rule
+    /// (default `energy.step_wh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_wh: Option<u32>,
+}
+
+/// A per-hour price of a rule (time or idle).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTime {
+    /// Price per hour (a unit price).
+    pub per_hour: Decimal,
+    /// Billing step when the billed time ends under this rule (default: the
+    /// section's `granularity`, per minute without a section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granularity: Option<Granularity>,
+}
+
+/// The conditions of a [`PriceRule`] (OCPI's `TariffRestrictions`). Lower
+/// bounds are inclusive, upper bounds exclusive: a rule with `max_kwh: "1"`
+/// holds while less than 1 kWh has been charged.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conditions {
+    /// Time-of-use tiers of the `tou` schedule in which the rule holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiers: Option<Vec<String>>,
+    /// Time of day from which it holds, `"HH:MM"` (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// Time of day until which it holds, `"HH:MM"` up to `"24:00"`
+    /// (exclusive); before `start_time`, the window wraps past midnight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    /// Weekdays on which it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<Vec<Weekday>>,
+    /// First date on which it holds (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_date: Option<NaiveDate>,
+    /// Last date on which it holds (inclusive; OCPI's `end_date` − 1 day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_date: Option<NaiveDate>,
+    /// Energy charged so far in the session, kWh, from which it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_kwh: Option<Decimal>,
+    /// Energy charged so far, kWh, until which it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_kwh: Option<Decimal>,
+    /// Seconds since the session's `start` from which it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_duration_s: Option<u32>,
+    /// Seconds since the session's `start` until which it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_s: Option<u32>,
+    /// Seconds of idle time (since the session's `end`) from which it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_idle_s: Option<u32>,
+    /// Seconds of idle time until which it holds (0 while charging).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_idle_s: Option<u32>,
+    /// Measured power, watts, from which it holds (0 W while idle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_power_w: Option<u32>,
+    /// Measured power, watts, below which it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_power_w: Option<u32>,
+    /// Measured current (sum over phases), amperes, from which it holds (0 A while idle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_current_a: Option<Decimal>,
+    /// Measured current, amperes, below which it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_current_a: Option<Decimal>,
 }

@@ -106,10 +106,16 @@ pub struct Segment {
     /// Energy in the segment, kWh, when energy is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kwh: Option<Decimal>,
-    /// True when a boundary of the segment fell between meter readings, so
-    /// its energy is interpolated rather than read.
+    /// True when a boundary of the segment fell between meter readings (or
+    /// at a rule's kWh threshold), so its energy is computed rather than read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interpolated: bool,
+    /// The rule that priced the segment's energy, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_rule: Option<Arc<str>>,
+    /// The rule that priced the segment's charging time, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_rule: Option<Arc<str>>,
 }
 
 /// A power band, as printed on lines and segments: `[from_w, to_w)` watts.
@@ -204,6 +210,8 @@ impl LineKind {
 pub enum Unit {
     /// Kilowatt-hours.
     Kwh,
+    /// Seconds.
+    Second,
     /// Minutes.
     Minute,
     /// Hours.
@@ -223,6 +231,7 @@ impl Unit {
     pub fn name(self) -> &'static str {
         match self {
             Unit::Kwh => "kWh",
+            Unit::Second => "s",
             Unit::Minute => "min",
             Unit::Hour => "h",
             Unit::Session => "session",
@@ -250,71 +259,235 @@ impl Unit {
 /// Reductions (caps, discounts) are spread over the charge lines they apply
 /// to: a charge line's `reduced_by` is its share, `net = amount − reduced_by
 /// ≥ 0`. Reduction lines have `reduced_by = net = 0`.
+///
+/// In JSON a line is one flat object (`kind`, `tier` / `band` / `rule` /
+/// `item`, `quantity`, `unit`, `unit_price`, `per`, `base`, `percent`,
+/// `limit`, `threshold`, `amount`, `reduced_by`, `net`; absent fields are
+/// left out). In Rust it is kept small — a quote is built on a hot path — so
+/// the label is one [`LineLabel`], the figures of adjustments and discounts
+/// sit in [`LineTerms`], and `net` is computed ([`QuoteLine::net`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "LineJson", try_from = "LineJson")]
 pub struct QuoteLine {
     /// What the line is.
     pub kind: LineKind,
-    /// The time-of-use tier (energy lines).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tier: Option<Arc<str>>,
-    /// The power band (time lines).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub band: Option<BandRef>,
-    /// Battery model, member level or coupon id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub item: Option<String>,
+    /// What it is about: a tier, a power band, a rule or an item.
+    pub label: Option<LineLabel>,
     /// Quantity (charge lines).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<Decimal>,
     /// Unit of the quantity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<Unit>,
-    /// Unit price (charge lines).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit_price: Option<Money>,
     /// What the unit price is per.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per: Option<Unit>,
-    /// The amount an adjustment or discount was computed from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base: Option<Money>,
-    /// The percentage of a percentage discount.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub percent: Option<Decimal>,
-    /// A minimum, cap, coupon face value or 满减 amount.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<Money>,
-    /// The spend threshold of a 满减 coupon.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<Money>,
+    /// Unit price (charge lines).
+    pub unit_price: Option<Money>,
     /// The line's amount: positive for charges, negative for reductions.
     pub amount: Money,
     /// Charge lines: the share of caps and discounts taken off this line.
     pub reduced_by: Money,
-    /// Charge lines: `amount − reduced_by`, never negative. Reduction lines: 0.
-    pub net: Money,
+    /// Adjustments and discounts: what they were computed from.
+    pub terms: Option<Box<LineTerms>>,
+}
+
+/// What a line is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineLabel {
+    /// The time-of-use tier of an energy line.
+    Tier(Arc<str>),
+    /// The power band of a time line.
+    Band(BandRef),
+    /// The rule whose price the line uses (`rules[i].name`).
+    Rule(Arc<str>),
+    /// Battery model, member level or coupon id.
+    Item(String),
+}
+
+/// The figures of an adjustment or discount line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LineTerms {
+    /// The amount the adjustment or discount was computed from.
+    pub base: Option<Money>,
+    /// The percentage of a percentage discount.
+    pub percent: Option<Decimal>,
+    /// A minimum, cap, coupon face value or 满减 amount.
+    pub limit: Option<Money>,
+    /// The spend threshold of a 满减 coupon.
+    pub threshold: Option<Money>,
 }
 
 impl QuoteLine {
-    pub(crate) fn new(kind: LineKind, amount: Money) -> QuoteLine {
-        let zero = Money::zero(amount.currency());
-        QuoteLine {
-            kind,
-            tier: None,
-            band: None,
-            item: None,
-            quantity: None,
-            unit: None,
-            unit_price: None,
-            per: None,
-            base: None,
-            percent: None,
-            limit: None,
-            threshold: None,
-            amount,
-            reduced_by: zero,
-            net: if kind.is_charge() { amount } else { zero },
+    /// The time-of-use tier (energy lines priced by a tier).
+    pub fn tier(&self) -> Option<&str> {
+        match &self.label {
+            Some(LineLabel::Tier(t)) => Some(t),
+            _ => None,
         }
+    }
+
+    /// The power band (time lines priced by a band).
+    pub fn band(&self) -> Option<BandRef> {
+        match &self.label {
+            Some(LineLabel::Band(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The rule whose price the line uses.
+    pub fn rule(&self) -> Option<&str> {
+        match &self.label {
+            Some(LineLabel::Rule(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Battery model, member level or coupon id.
+    pub fn item(&self) -> Option<&str> {
+        match &self.label {
+            Some(LineLabel::Item(i)) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The amount an adjustment or discount was computed from.
+    pub fn base(&self) -> Option<Money> {
+        self.terms.as_ref().and_then(|t| t.base)
+    }
+
+    /// The percentage of a percentage discount.
+    pub fn percent(&self) -> Option<Decimal> {
+        self.terms.as_ref().and_then(|t| t.percent)
+    }
+
+    /// A minimum, cap, coupon face value or 满减 amount.
+    pub fn limit(&self) -> Option<Money> {
+        self.terms.as_ref().and_then(|t| t.limit)
+    }
+
+    /// The spend threshold of a 满减 coupon.
+    pub fn threshold(&self) -> Option<Money> {
+        self.terms.as_ref().and_then(|t| t.threshold)
+    }
+
+    /// Charge lines: `amount − reduced_by`, never negative. Other lines: 0.
+    pub fn net(&self) -> Money {
+        if self.kind.is_charge() {
+            self.amount
+                .checked_sub(self.reduced_by)
+                .unwrap_or(self.amount)
+        } else {
+            Money::zero(self.amount.currency())
+        }
+    }
+}
+
+/// A [`QuoteLine`] as JSON: one flat object.
+#[derive(Serialize, Deserialize)]
+struct LineJson {
+    kind: LineKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tier: Option<Arc<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    band: Option<BandRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    item: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rule: Option<Arc<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quantity: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unit: Option<Unit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unit_price: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    per: Option<Unit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    base: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    percent: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limit: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    threshold: Option<Money>,
+    amount: Money,
+    reduced_by: Money,
+    net: Money,
+}
+
+impl From<QuoteLine> for LineJson {
+    fn from(l: QuoteLine) -> LineJson {
+        let net = l.net();
+        let terms = l.terms.map(|t| *t).unwrap_or_default();
+        let (mut tier, mut band, mut item, mut rule) = (None, None, None, None);
+        match l.label {
+            None => {}
+            Some(LineLabel::Tier(t)) => tier = Some(t),
+            Some(LineLabel::Band(b)) => band = Some(b),
+            Some(LineLabel::Rule(r)) => rule = Some(r),
+            Some(LineLabel::Item(i)) => item = Some(i),
+        }
+        LineJson {
+            kind: l.kind,
+            tier,
+            band,
+            item,
+            rule,
+            quantity: l.quantity,
+            unit: l.unit,
+            unit_price: l.unit_price,
+            per: l.per,
+            base: terms.base,
+            percent: terms.percent,
+            limit: terms.limit,
+            threshold: terms.threshold,
+            amount: l.amount,
+            reduced_by: l.reduced_by,
+            net,
+        }
+    }
+}
+
+impl TryFrom<LineJson> for QuoteLine {
+    type Error = String;
+
+    fn try_from(j: LineJson) -> Result<QuoteLine, String> {
+        let labels = [
+            j.tier.map(LineLabel::Tier),
+            j.band.map(LineLabel::Band),
+            j.rule.map(LineLabel::Rule),
+            j.item.map(LineLabel::Item),
+        ];
+        let mut label = None;
+        for l in labels.into_iter().flatten() {
+            if label.is_some() {
+                return Err("a quote line has at most one of tier, band, rule and item".to_owned());
+            }
+            label = Some(l);
+        }
+        let terms = LineTerms {
+            base: j.base,
+            percent: j.percent,
+            limit: j.limit,
+            threshold: j.threshold,
+        };
+        let line = QuoteLine {
+            kind: j.kind,
+            label,
+            quantity: j.quantity,
+            unit: j.unit,
+            per: j.per,
+            unit_price: j.unit_price,
+            amount: j.amount,
+            reduced_by: j.reduced_by,
+            terms: (terms != LineTerms::default()).then(|| Box::new(terms)),
+        };
+        if line.net() != j.net {
+            return Err(format!(
+                "a quote line's net {} is not amount − reduced_by ({})",
+                j.net,
+                line.net()
+            ));
+        }
+        Ok(line)
     }
 }
 

@@ -111,6 +111,10 @@ pub struct PowerSample {
     pub at: NaiveDateTime,
     /// Watts.
     pub watts: u32,
+    /// Current in amperes, summed over phases, up to 3 decimal places; needed
+    /// only by rules with current conditions (OCPI `min_current`/`max_current`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amps: Option<Decimal>,
 }
 
 /// The facts of a swap.

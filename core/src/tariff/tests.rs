@@ -47,7 +47,7 @@ fn amounts(q: &Quote) -> Vec<(LineKind, Option<String>, String)> {
         .map(|l| {
             (
                 l.kind,
-                l.tier.as_ref().map(|t| t.to_string()),
+                l.tier().map(|t| t.to_string()),
                 l.amount.to_plain_string(),
             )
         })
@@ -478,22 +478,10 @@ fn weekday_and_date_overrides() {
     t["tou"]["dates"] = json!([{"from": "2025-10-01", "to": "2025-10-03", "ranges": [{"start": "00:00", "end": "24:00", "tier": "valley"}]}]);
     let at = |day: &str| json!({"service": "charging", "start": format!("{day}T10:00:00"), "end": format!("{day}T11:00:00"), "energy_kwh": "1"});
     // 2025-03-14 is a Friday (peak), 2025-03-15 a Saturday (flat), 2025-10-02 a Thursday (holiday valley).
-    assert_eq!(
-        &*q(&t, &at("2025-03-14")).lines[0].tier.clone().unwrap(),
-        "peak"
-    );
-    assert_eq!(
-        &*q(&t, &at("2025-03-15")).lines[0].tier.clone().unwrap(),
-        "flat"
-    );
-    assert_eq!(
-        &*q(&t, &at("2025-10-02")).lines[0].tier.clone().unwrap(),
-        "valley"
-    );
-    assert_eq!(
-        &*q(&t, &at("2025-10-04")).lines[0].tier.clone().unwrap(),
-        "flat"
-    ); // Saturday after the holiday
+    assert_eq!(q(&t, &at("2025-03-14")).lines[0].tier().unwrap(), "peak");
+    assert_eq!(q(&t, &at("2025-03-15")).lines[0].tier().unwrap(), "flat");
+    assert_eq!(q(&t, &at("2025-10-02")).lines[0].tier().unwrap(), "valley");
+    assert_eq!(q(&t, &at("2025-10-04")).lines[0].tier().unwrap(), "flat"); // Saturday after the holiday
 }
 
 #[test]
@@ -640,7 +628,7 @@ fn band_changes_bill_each_step_at_its_highest_band() {
         .iter()
         .map(|l| {
             (
-                l.band.unwrap().from_w,
+                l.band().unwrap().from_w,
                 l.quantity.unwrap(),
                 l.amount.to_plain_string(),
             )
@@ -692,7 +680,7 @@ fn free_minutes_minimum_and_cap() {
     assert_eq!(quote.lines[0].amount, m("7.87"));
     assert_eq!(quote.lines[1].kind, LineKind::TimeCap);
     assert_eq!(quote.lines[1].amount, m("-4.87"));
-    assert_eq!(quote.lines[0].net, m("3.00"));
+    assert_eq!(quote.lines[0].net(), m("3.00"));
     assert_eq!(quote.total, m("3.00"));
 }
 
@@ -757,8 +745,8 @@ fn session_fee_min_and_max_price() {
     let s = json!({"service": "charging", "start": "2025-03-12T09:00:00", "end": "2025-03-12T09:30:00", "energy_kwh": "1"});
     let quote = q(&t, &s);
     assert_eq!(lines(&quote, LineKind::SessionCap)[0].amount, m("-0.20"));
-    assert_eq!(quote.lines[0].net, m("0.50"));
-    assert_eq!(quote.lines[1].net, m("0.50"));
+    assert_eq!(quote.lines[0].net(), m("0.50"));
+    assert_eq!(quote.lines[1].net(), m("0.50"));
     assert_eq!(quote.total, m("1.00"));
 }
 
@@ -778,8 +766,8 @@ fn member_discount_scope() {
     let s = flat_session(json!({"member": {"level": "gold", "percent_off": "15"}}));
     let quote = q(&tou4(), &s);
     let md = lines(&quote, LineKind::MemberDiscount)[0].clone();
-    assert_eq!((md.base, md.amount), (Some(m("6.00")), m("-0.90")));
-    assert_eq!(quote.lines[0].net, m("6.00")); // electricity untouched
+    assert_eq!((md.base(), md.amount), (Some(m("6.00")), m("-0.90")));
+    assert_eq!(quote.lines[0].net(), m("6.00")); // electricity untouched
     assert_eq!(quote.total, m("11.10"));
     let mut t = tou4();
     t["member_discount_scope"] = json!("whole");
@@ -807,8 +795,8 @@ fn coupons_apply_threshold_then_fixed_then_percent() {
         .iter()
         .map(|l| {
             (
-                l.item.clone().unwrap(),
-                l.base.unwrap().to_plain_string(),
+                l.item().unwrap().to_owned(),
+                l.base().unwrap().to_plain_string(),
                 l.amount.to_plain_string(),
             )
         })
@@ -832,7 +820,7 @@ fn coupons_never_push_below_zero_and_skips_are_reported() {
     let quote = q(&tou4(), &s);
     // Threshold first: 12.00 ≥ 1 → −1.00; then fixed 50 clipped to 11.00.
     assert_eq!(quote.total, m("0"));
-    assert!(quote.lines.iter().all(|l| !l.net.is_negative()));
+    assert!(quote.lines.iter().all(|l| !l.net().is_negative()));
     let s = flat_session(
         json!({"coupons": [{"kind": "threshold", "id": "T", "spend": "20.00", "off": "5.00"}]}),
     );
@@ -976,10 +964,10 @@ fn quote_json_round_trips() {
 /// Exact amount of a charge line from its own fields.
 fn exact(l: &QuoteLine) -> Decimal {
     let e = l.unit_price.unwrap().amount() * l.quantity.unwrap();
-    if l.unit == Some(Unit::Minute) && l.per == Some(Unit::Hour) {
-        e / Decimal::from(60)
-    } else {
-        e
+    match (l.unit, l.per) {
+        (Some(Unit::Minute), Some(Unit::Hour)) => e / Decimal::from(60),
+        (Some(Unit::Second), Some(Unit::Hour)) => e / Decimal::from(3600),
+        _ => e,
     }
 }
 
@@ -987,7 +975,7 @@ fn check_invariants(t: &Tariff, quote: &Quote) -> Result<(), TestCaseError> {
     let cur = quote.currency;
     let sum = |f: &dyn Fn(&QuoteLine) -> Money| Money::sum(cur, quote.lines.iter().map(f)).unwrap();
     prop_assert_eq!(sum(&|l| l.amount), quote.total);
-    prop_assert_eq!(sum(&|l| l.net), quote.total);
+    prop_assert_eq!(sum(&|l| l.net()), quote.total);
     let st = &quote.subtotals;
     prop_assert_eq!(
         Money::sum(
@@ -1012,12 +1000,12 @@ fn check_invariants(t: &Tariff, quote: &Quote) -> Result<(), TestCaseError> {
     let mut reduced = Money::zero(cur);
     for l in &quote.lines {
         prop_assert!(
-            l.amount.is_minor_exact() && l.net.is_minor_exact() && l.reduced_by.is_minor_exact()
+            l.amount.is_minor_exact() && l.net().is_minor_exact() && l.reduced_by.is_minor_exact()
         );
         if l.kind.is_charge() {
-            prop_assert!(!l.net.is_negative(), "line below zero: {:?}", l);
+            prop_assert!(!l.net().is_negative(), "line below zero: {:?}", l);
             prop_assert!(!l.reduced_by.is_negative());
-            prop_assert_eq!(l.amount.checked_sub(l.reduced_by).unwrap(), l.net);
+            prop_assert_eq!(l.amount.checked_sub(l.reduced_by).unwrap(), l.net());
             reduced = reduced.checked_add(l.reduced_by).unwrap();
             if l.quantity.is_some() {
                 // Rounding point: amount = round(exact), nothing else.
@@ -1031,13 +1019,13 @@ fn check_invariants(t: &Tariff, quote: &Quote) -> Result<(), TestCaseError> {
                 prop_assert!(l.amount.is_positive()); // minimum top-ups
             }
         } else {
-            prop_assert!(l.net.is_zero() && l.reduced_by.is_zero());
+            prop_assert!(l.net().is_zero() && l.reduced_by.is_zero());
             if l.amount.is_negative() {
                 reductions = reductions.checked_add(l.amount.neg()).unwrap();
             }
             if l.kind == LineKind::MemberDiscount || l.kind == LineKind::Coupon {
-                let base = l.base.unwrap();
-                let mut want = match (l.percent, l.threshold, l.limit) {
+                let base = l.base().unwrap();
+                let mut want = match (l.percent(), l.threshold(), l.limit()) {
                     (Some(p), _, cap) => {
                         let r = Money::new(
                             t.rounding
@@ -1167,7 +1155,7 @@ type Key = (LineKind, Option<String>, Option<BandRef>);
 fn by_key(q: &Quote) -> BTreeMap<Key, (Decimal, Money)> {
     let mut out: BTreeMap<Key, (Decimal, Money)> = BTreeMap::new();
     for l in &q.lines {
-        let k = (l.kind, l.tier.as_ref().map(|t| t.to_string()), l.band);
+        let k = (l.kind, l.tier().map(|t| t.to_string()), l.band());
         let e = out
             .entry(k)
             .or_insert((Decimal::ZERO, Money::zero(q.currency)));
@@ -1458,4 +1446,761 @@ fn rounding_modes_apply_at_the_line() {
         assert_eq!(q(&t, &s).lines[0].amount, m(want), "{r}");
     }
     assert_eq!(Rounding::default(), Rounding::HalfUp);
+}
+
+// ---------------------------------------------------------------------------
+// Rules (OCPI tariff elements and restrictions), energy steps, as-measured
+// time billing, steps in seconds, and reporting every validation error.
+
+/// (kind, rule, quantity, amount) of every line, for compact assertions.
+fn ruled(q: &Quote) -> Vec<(LineKind, Option<String>, String, String)> {
+    q.lines
+        .iter()
+        .map(|l| {
+            (
+                l.kind,
+                l.rule()
+                    .map(|r| r.to_string())
+                    .or_else(|| l.tier().map(|t| format!("tier {t}")))
+                    .or_else(|| l.band().map(|b| format!("band {}", b.from_w))),
+                l.quantity.map(|q| q.to_string()).unwrap_or_default(),
+                l.amount.to_plain_string(),
+            )
+        })
+        .collect()
+}
+
+fn row(
+    kind: LineKind,
+    who: &str,
+    qty: &str,
+    amount: &str,
+) -> (LineKind, Option<String>, String, String) {
+    (
+        kind,
+        Some(who.to_owned()),
+        qty.to_owned(),
+        amount.to_owned(),
+    )
+}
+
+/// OCPI 2.2.1 "first hour free energy" example: the first kWh free, then
+/// 0.20/kWh; parking free for an hour, 2.00/h to the fourth hour, 3.00/h after.
+fn ocpi_first_kwh_free() -> Value {
+    json!({"id": "ocpi-7", "currency": "EUR", "rules": [
+        {"name": "first-kwh", "when": {"max_kwh": "1"}, "energy": {"electricity": "0", "service": "0"}},
+        {"name": "kwh", "when": {"min_kwh": "1"}, "energy": {"electricity": "0.20", "service": "0"}},
+        {"name": "park-free", "when": {"max_idle_s": 3600}, "idle": {"per_hour": "0", "granularity": {"step_seconds": 60}}},
+        {"name": "park-2", "when": {"min_idle_s": 3600, "max_idle_s": 10800}, "idle": {"per_hour": "2.00", "granularity": {"step_seconds": 60}}},
+        {"name": "park-3", "when": {"min_idle_s": 10800}, "idle": {"per_hour": "3.00", "granularity": {"step_seconds": 60}}}]})
+}
+
+#[test]
+fn rules_price_by_energy_so_far_and_idle_duration() {
+    // 20 kWh in 2 h, parked 2 h 45 min: 19 kWh × 0.20 = 3.80; parking 1 h
+    // free + 1 h 45 min × 2.00 = 3.50; total 7.30 (the OCPI example's figure).
+    let s = json!({"service": "charging", "start": "2025-03-14T10:00:00", "end": "2025-03-14T12:00:00",
+                   "energy_kwh": "20", "unplugged_at": "2025-03-14T14:45:00"});
+    let q = q(&ocpi_first_kwh_free(), &s);
+    use LineKind::*;
+    assert_eq!(
+        ruled(&q),
+        vec![
+            row(Electricity, "first-kwh", "1.0000", "0.00"),
+            row(Service, "first-kwh", "1.0000", "0.00"),
+            row(Electricity, "kwh", "19.0000", "3.80"),
+            row(Service, "kwh", "19.0000", "0.00"),
+            row(Idle, "park-free", "3600", "0.00"),
+            row(Idle, "park-2", "6300", "3.50"),
+        ]
+    );
+    assert_eq!(q.total, Money::new(d("7.30"), q.currency).unwrap());
+    // The kWh threshold cuts the session where the energy reaches 1 kWh:
+    // 20 kWh over 7200 s reaches 1 kWh after 360 s.
+    assert_eq!(q.segments.len(), 2);
+    assert_eq!(q.segments[0].to.to_string(), "2025-03-14 10:06:00");
+    assert_eq!(q.segments[0].energy_rule.as_deref(), Some("first-kwh"));
+    assert_eq!(q.segments[0].kwh, Some(d("1.0000")));
+}
+
+#[test]
+fn kwh_threshold_pins_the_register_between_whole_seconds() {
+    // 0.7 kWh over 3600 s = 7000 units: the register reads 4999 at 2571 s and
+    // 5001 at 2572 s; the cut is at 2572 s (20:42:52), where the first 0.5 kWh
+    // ends exactly.
+    let t = json!({"id": "k", "energy": {"tiers": {"flat": {"electricity": "1.00", "service": "0.50"}}},
+                   "rules": [{"name": "first-half-kwh", "when": {"max_kwh": "0.5"},
+                              "energy": {"electricity": "0.50", "service": "0.50"}}]});
+    let s = json!({"service": "charging", "start": "2025-03-14T20:00:00", "end": "2025-03-14T21:00:00",
+                   "readings": [{"at": "2025-03-14T20:00:00", "kwh": "100"}, {"at": "2025-03-14T21:00:00", "kwh": "100.7"}]});
+    let q = q(&t, &s);
+    assert_eq!(q.segments[0].to.to_string(), "2025-03-14 20:42:52");
+    assert_eq!(q.segments[0].kwh, Some(d("0.5000")));
+    assert!(q.segments[0].interpolated);
+    assert_eq!(q.segments[1].kwh, Some(d("0.2000")));
+    // 0.5 × 0.50 = 0.25 twice; 0.2 × 1.00 = 0.20, × 0.50 = 0.10.
+    assert_eq!(q.total, m("0.80"));
+}
+
+#[test]
+fn kwh_thresholds_in_the_last_second_keep_every_unit_of_energy() {
+    // 3 units (0.0003 kWh) in one second, thresholds at 1 and 2 units: the
+    // register jumps 0 → 3; the pieces get exactly 1, 1 and 1 unit (the last
+    // two at the end instant, of zero length).
+    let t = json!({"id": "k", "energy": {"tiers": {"flat": {"electricity": "3", "service": "0"}}},
+                   "rules": [{"name": "a", "when": {"max_kwh": "0.0001"}, "energy": {"electricity": "1", "service": "0"}},
+                             {"name": "b", "when": {"max_kwh": "0.0002"}, "energy": {"electricity": "2", "service": "0"}}]});
+    let s = json!({"service": "charging", "start": "2025-03-14T20:00:00", "end": "2025-03-14T20:00:01",
+                   "energy_kwh": "0.0003"});
+    let q = q(&t, &s);
+    let kwh: Vec<_> = q
+        .segments
+        .iter()
+        .map(|s| s.kwh.unwrap().to_string())
+        .collect();
+    assert_eq!(kwh, ["0.0001", "0.0001", "0.0001"]);
+    let el: Vec<_> = lines(&q, LineKind::Electricity)
+        .iter()
+        .map(|l| {
+            (
+                l.rule().unwrap_or("flat").to_owned(),
+                l.quantity.unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        el,
+        [
+            ("a".to_owned(), "0.0001".to_owned()),
+            ("b".into(), "0.0001".into()),
+            ("flat".into(), "0.0001".into())
+        ]
+    );
+}
+
+#[test]
+fn rules_price_energy_by_power_and_by_duration() {
+    // OCPI max_power example: 1 kWh at 6 kW, 40 kWh at 48 kW, 0.5 kWh at 4 kW:
+    // 1.5 kWh × 0.20 + 40 kWh × 0.50 (the fallback) = 20.30.
+    let t = json!({"id": "p", "currency": "EUR", "energy": {"tiers": {"flat": {"electricity": "0.50", "service": "0"}}},
+        "rules": [{"name": "lt16", "when": {"max_power_w": 16000}, "energy": {"electricity": "0.20", "service": "0"}},
+                  {"name": "16-32", "when": {"min_power_w": 16000, "max_power_w": 32000}, "energy": {"electricity": "0.35", "service": "0"}}]});
+    let s = json!({"service": "charging", "start": "2025-03-10T09:00:00", "end": "2025-03-10T10:07:30",
+        "readings": [{"at": "2025-03-10T09:00:00", "kwh": "100"}, {"at": "2025-03-10T09:10:00", "kwh": "101"},
+                     {"at": "2025-03-10T10:00:00", "kwh": "141"}, {"at": "2025-03-10T10:07:30", "kwh": "141.5"}],
+        "power": [{"at": "2025-03-10T09:00:00", "watts": 6000}, {"at": "2025-03-10T09:10:00", "watts": 48000},
+                  {"at": "2025-03-10T10:00:00", "watts": 4000}]});
+    let qt = q(&t, &s);
+    assert_eq!(qt.total, Money::new(d("20.30"), qt.currency).unwrap());
+    assert_eq!(
+        lines(&qt, LineKind::Electricity)[0].quantity,
+        Some(d("1.5000"))
+    );
+    // Without power samples the rules cannot be evaluated.
+    let mut s2 = s.clone();
+    s2.as_object_mut().unwrap().remove("power");
+    assert!(
+        matches!(qerr(&t, &s2), TariffError::MissingFact { path, .. } if path == "session.power")
+    );
+
+    // OCPI max_duration example: free for 30 min, 0.25/kWh to 60 min, 0.40
+    // after: 5 kWh free + 1.2 kWh × 0.25 = 0.30.
+    let t = json!({"id": "d", "currency": "EUR", "energy": {"tiers": {"flat": {"electricity": "0.40", "service": "0"}}},
+        "rules": [{"name": "free", "when": {"max_duration_s": 1800}, "energy": {"electricity": "0", "service": "0"}},
+                  {"name": "first-hour", "when": {"max_duration_s": 3600}, "energy": {"electricity": "0.25", "service": "0"}}]});
+    let s = json!({"service": "charging", "start": "2025-03-10T09:00:00", "end": "2025-03-10T09:40:00",
+        "readings": [{"at": "2025-03-10T09:00:00", "kwh": "0"}, {"at": "2025-03-10T09:30:00", "kwh": "5"},
+                     {"at": "2025-03-10T09:40:00", "kwh": "6.2"}]});
+    let qd = q(&t, &s);
+    assert_eq!(qd.total, Money::new(d("0.30"), qd.currency).unwrap());
+}
+
+/// OCPI 2.2.1 complex example: start fee 2.50; time 1.00/h below 32 A (steps
+/// of 15 min), 2.00/h from 32 A on weekdays and 1.25/h at weekends (10 min);
+/// parking 5.00/h weekdays 09–18 and 6.00/h Saturdays 10–17 (5 min).
+fn ocpi_complex() -> Value {
+    json!({"id": "ocpi-complex", "currency": "EUR", "session_fee": "2.50", "rules": [
+        {"name": "slow", "when": {"max_current_a": "32"}, "time": {"per_hour": "1.00", "granularity": {"step_seconds": 900}}},
+        {"name": "fast-weekday", "when": {"min_current_a": "32", "days": ["mon", "tue", "wed", "thu", "fri"]}, "time": {"per_hour": "2.00", "granularity": {"step_seconds": 600}}},
+        {"name": "fast-weekend", "when": {"min_current_a": "32", "days": ["sat", "sun"]}, "time": {"per_hour": "1.25", "granularity": {"step_seconds": 600}}},
+        {"name": "park-weekday", "when": {"start_time": "09:00", "end_time": "18:00", "days": ["mon", "tue", "wed", "thu", "fri"]}, "idle": {"per_hour": "5.00", "granularity": {"step_seconds": 300}}},
+        {"name": "park-sat", "when": {"start_time": "10:00", "end_time": "17:00", "days": ["sat"]}, "idle": {"per_hour": "6.00", "granularity": {"step_seconds": 300}}}]})
+}
+
+#[test]
+fn rules_price_time_by_current_and_weekday_and_idle_by_clock() {
+    // Monday 09:30, 147 min at 16 A, parked 42 min: 150 min × 1.00 = 2.50,
+    // 45 min × 5.00 = 3.75, fee 2.50: 8.75.
+    let s = json!({"service": "charging", "start": "2025-03-10T09:30:00", "end": "2025-03-10T11:57:00",
+        "power": [{"at": "2025-03-10T09:30:00", "watts": 11000, "amps": "16"}], "unplugged_at": "2025-03-10T12:39:00"});
+    let a = q(&ocpi_complex(), &s);
+    use LineKind::*;
+    assert_eq!(
+        ruled(&a),
+        vec![
+            row(Time, "slow", "9000", "2.50"),
+            row(Idle, "park-weekday", "2700", "3.75"),
+            (SessionFee, None, "1".into(), "2.50".into()),
+        ]
+    );
+    // Saturday 13:30, 114 min at 43 A, parked 71 min: 120 min × 1.25 = 2.50,
+    // 75 min × 6.00 = 7.50, fee 2.50: 12.50.
+    let s = json!({"service": "charging", "start": "2025-03-15T13:30:00", "end": "2025-03-15T15:24:00",
+        "power": [{"at": "2025-03-15T13:30:00", "watts": 29000, "amps": "43"}], "unplugged_at": "2025-03-15T16:35:00"});
+    let b = q(&ocpi_complex(), &s);
+    assert_eq!(b.total, Money::new(d("12.50"), b.currency).unwrap());
+    // Current conditions need the current.
+    let s = json!({"service": "charging", "start": "2025-03-15T13:30:00", "end": "2025-03-15T15:24:00",
+        "power": [{"at": "2025-03-15T13:30:00", "watts": 29000}]});
+    assert_eq!(
+        qerr(&ocpi_complex(), &s),
+        TariffError::MissingFact {
+            path: "session.power[0].amps".into(),
+            needed_for: "rules with current conditions (min_current_a / max_current_a)".into()
+        }
+    );
+    let s = json!({"service": "charging", "start": "2025-03-15T13:30:00", "end": "2025-03-15T15:24:00",
+        "power": [{"at": "2025-03-15T13:30:00", "watts": 29000, "amps": "0.0001"}]});
+    assert!(
+        matches!(qerr(&ocpi_complex(), &s), TariffError::TooManyDecimals { path, .. } if path == "session.power[0].amps")
+    );
+}
+
+/// OCPI 2.2.1 step_size example: time 1.20/h before 17:00 (steps of 30 min),
+/// 2.40/h after (15 min); parking 1.00/h before 20:00 (15 min).
+fn ocpi_step_size() -> Value {
+    json!({"id": "ocpi-14", "currency": "EUR", "rules": [
+        {"name": "before-17", "when": {"start_time": "00:00", "end_time": "17:00"},
+         "time": {"per_hour": "1.20", "granularity": {"step_seconds": 1800}},
+         "idle": {"per_hour": "1.00", "granularity": {"step_seconds": 900}}},
+        {"name": "17-20", "when": {"start_time": "17:00", "end_time": "20:00"},
+         "time": {"per_hour": "2.40", "granularity": {"step_seconds": 900}},
+         "idle": {"per_hour": "1.00", "granularity": {"step_seconds": 900}}},
+        {"name": "after-20", "when": {"start_time": "20:00", "end_time": "23:59"},
+         "time": {"per_hour": "2.40", "granularity": {"step_seconds": 900}}}]})
+}
+
+#[test]
+fn time_is_rounded_up_once_with_the_step_of_the_last_price() {
+    let t = ocpi_step_size();
+    let sess = |a: &str, b: &str, u: &str| {
+        json!({"service": "charging", "start": format!("2025-03-10T{a}"),
+        "end": format!("2025-03-10T{b}"), "unplugged_at": format!("2025-03-10T{u}")})
+    };
+    use LineKind::*;
+    // 16:35–17:10: 25 min at 1.20 = 0.50; 35 min → 45 min in steps of the
+    // last price (15 min): 20 min at 2.40 = 0.80. Total 1.30 (as OCPI).
+    assert_eq!(
+        ruled(&q(&t, &sess("16:35:00", "17:10:00", "17:10:00"))),
+        vec![
+            row(Time, "before-17", "1500", "0.50"),
+            row(Time, "17-20", "1200", "0.80")
+        ]
+    );
+    // 16:55–17:05, parked 2 min: 5 min at 1.20 = 0.10; 10 min → 15: 10 min
+    // at 2.40 = 0.40; parking 2 min → 15 min at 1.00 = 0.25. Total 0.75
+    // (OCPI's text bills 0.50, letting the charging step cover the parking;
+    // its complex example does not: see docs/pricing.md).
+    let a = q(&t, &sess("16:55:00", "17:05:00", "17:07:00"));
+    assert_eq!(
+        ruled(&a),
+        vec![
+            row(Time, "before-17", "300", "0.10"),
+            row(Time, "17-20", "600", "0.40"),
+            row(Idle, "17-20", "900", "0.25")
+        ]
+    );
+    // 19:55–20:05, parked 2 min after 20:00, where parking is free: 5 min at
+    // 2.40 = 0.20, then 10 min → 15 at 2.40 = 0.40. Total 0.60 (as OCPI).
+    let b = q(&t, &sess("19:55:00", "20:05:00", "20:07:00"));
+    assert_eq!(
+        ruled(&b),
+        vec![
+            row(Time, "17-20", "300", "0.20"),
+            row(Time, "after-20", "600", "0.40")
+        ]
+    );
+}
+
+#[test]
+fn energy_steps_round_the_billed_energy_up() {
+    // OCPI: 115.2 Wh at 0.25/kWh is billed as 116 Wh (step 1), 125 Wh (25)
+    // or 500 Wh (500): 0.029 → 0.03, 0.03125 → 0.03, 0.125 → 0.13.
+    for (step, qty, amount) in [
+        (1, "0.1160", "0.03"),
+        (25, "0.1250", "0.03"),
+        (500, "0.5000", "0.13"),
+    ] {
+        let t = json!({"id": "s", "currency": "EUR", "energy": {"step_wh": step, "tiers": {"flat": {"electricity": "0.25", "service": "0"}}}});
+        let s = json!({"service": "charging", "start": "2025-03-10T09:00:00", "end": "2025-03-10T09:10:00", "energy_kwh": "0.1152"});
+        let q = q(&t, &s);
+        assert_eq!(
+            lines(&q, LineKind::Electricity)[0].quantity,
+            Some(d(qty)),
+            "step {step}"
+        );
+        assert_eq!(q.total.amount(), d(amount), "step {step}");
+        assert_eq!(q.charging.as_ref().unwrap().energy_kwh, Some(d("0.1152")));
+        assert!(q.explain().contains("0.1152 kWh measured"));
+    }
+    // The step of the price in force at the end applies: the rule's 500 Wh.
+    // First 300 s: 576 units at the tier; then 576 at the rule, which gets the
+    // extra 5000 − 1152 = 3848: 0.0576 × 0.25 = 0.0144 → 0.01;
+    // 0.4424 × 0.25 = 0.1106 → 0.11.
+    let t = json!({"id": "s", "currency": "EUR", "energy": {"step_wh": 1, "tiers": {"flat": {"electricity": "0.25", "service": "0"}}},
+        "rules": [{"name": "late", "when": {"min_duration_s": 300}, "energy": {"electricity": "0.25", "service": "0", "step_wh": 500}}]});
+    let s = json!({"service": "charging", "start": "2025-03-10T09:00:00", "end": "2025-03-10T09:10:00", "energy_kwh": "0.1152"});
+    let q = q(&t, &s);
+    use LineKind::*;
+    assert_eq!(
+        ruled(&q),
+        vec![
+            row(Electricity, "tier flat", "0.0576", "0.01"),
+            row(Service, "tier flat", "0.0576", "0.00"),
+            row(Electricity, "late", "0.4424", "0.11"),
+            row(Service, "late", "0.4424", "0.00"),
+        ]
+    );
+}
+
+#[test]
+fn as_measured_bills_bands_by_the_second() {
+    // 20:00–21:30; 250 W, 700 W from 20:40, 450 W from 20:50: 40 min at
+    // 0.40/h = 0.2666… → 0.27, 40 min at 0.80 = 0.5333… → 0.53, 10 min at
+    // 1.20 = 0.20; 90 min is 3 whole half hours. Total 1.00 (step-wise: 1.20).
+    let mut t = ebike();
+    t["time"]["band_rule"] = json!("as_measured");
+    t["time"]["granularity"] = json!("per_started_half_hour");
+    let s = ebike_session(
+        "2025-03-12T20:00:00",
+        "2025-03-12T21:30:00",
+        json!([
+            p("2025-03-12T20:00:00", 250),
+            p("2025-03-12T20:40:00", 700),
+            p("2025-03-12T20:50:00", 450)
+        ]),
+    );
+    let q1 = q(&t, &s);
+    use LineKind::*;
+    assert_eq!(
+        ruled(&q1),
+        vec![
+            row(Time, "band 0", "2400", "0.27"),
+            row(Time, "band 300", "2400", "0.53"),
+            row(Time, "band 600", "600", "0.20")
+        ]
+    );
+    assert!(q1.lines.iter().all(|l| l.unit == Some(Unit::Second)));
+    // 91 min: 5460 s → 3 × 1800 + 1800 = 7200 s, the extra 1740 s at 300–600 W.
+    let s = ebike_session(
+        "2025-03-12T20:00:00",
+        "2025-03-12T21:31:00",
+        json!([
+            p("2025-03-12T20:00:00", 250),
+            p("2025-03-12T20:40:00", 700),
+            p("2025-03-12T20:50:00", 450)
+        ]),
+    );
+    let q2 = q(&t, &s);
+    assert_eq!(lines(&q2, Time)[1].quantity, Some(d("4200")));
+}
+
+#[test]
+fn steps_in_seconds() {
+    // 200 s in steps of 90 s → 270 s × 0.80/h = 0.06; idle 100 s in steps of
+    // 90 s → 180 s × 1.20/h = 0.06.
+    let t = json!({"id": "s", "time": {"bands": [{"from_w": 0, "per_hour": "0.80"}], "granularity": {"step_seconds": 90}},
+                   "idle": {"per_hour": "1.20", "granularity": {"step_seconds": 90}}});
+    let s = json!({"service": "charging", "start": "2025-03-10T09:00:00", "end": "2025-03-10T09:03:20",
+                   "unplugged_at": "2025-03-10T09:05:00", "power": [{"at": "2025-03-10T09:00:00", "watts": 100}]});
+    let q = q(&t, &s);
+    use LineKind::*;
+    assert_eq!(
+        ruled(&q),
+        vec![
+            row(Time, "band 0", "270", "0.06"),
+            (Idle, None, "180".into(), "0.06".into())
+        ]
+    );
+    assert!(q.lines.iter().all(|l| l.unit == Some(Unit::Second)));
+    assert!(q.explain().contains("270 s × ¥0.80/h ÷ 3600 = ¥0.06"));
+}
+
+#[test]
+fn time_prices_by_tier() {
+    // Peak hours cost double: 17:30–18:45 at 300 W; 18:00–22:00 is peak:
+    // 30 min × 0.60 = 0.30 and 45 min × 1.20 = 0.90.
+    let t = json!({"id": "peak-time",
+        "tou": {"ranges": [{"start": "18:00", "end": "22:00", "tier": "peak"}, {"start": "22:00", "end": "18:00", "tier": "flat"}]},
+        "time": {"bands": [{"from_w": 0, "per_hour": "0.60"}], "band_rule": "as_measured"},
+        "rules": [{"name": "peak", "when": {"tiers": ["peak"]}, "time": {"per_hour": "1.20"}}]});
+    let s = json!({"service": "charging", "start": "2025-03-10T17:30:00", "end": "2025-03-10T18:45:00",
+                   "power": [{"at": "2025-03-10T17:30:00", "watts": 300}]});
+    let q = q(&t, &s);
+    use LineKind::*;
+    assert_eq!(
+        ruled(&q),
+        vec![
+            row(Time, "band 0", "1800", "0.30"),
+            row(Time, "peak", "2700", "0.90")
+        ]
+    );
+    assert_eq!(q.segments[1].time_rule.as_deref(), Some("peak"));
+    assert_eq!(q.segments[1].tier.as_ref(), "peak");
+}
+
+#[test]
+fn session_fee_by_rule() {
+    let t = json!({"id": "f", "session_fee": "1.00", "energy": {"tiers": {"flat": {"electricity": "1", "service": "0"}}},
+                   "rules": [{"name": "weekend", "when": {"days": ["sat", "sun"]}, "session_fee": "0.50"}]});
+    let sess = |day: &str| {
+        json!({"service": "charging", "start": format!("2025-03-{day}T10:00:00"),
+                                  "end": format!("2025-03-{day}T10:00:00"), "energy_kwh": "0"})
+    };
+    // Saturday 15 March: 0.50 by the rule (a session of zero length is
+    // judged at its start); Monday 10 March: the section's 1.00.
+    let sat = q(&t, &sess("15"));
+    assert_eq!(
+        ruled(&sat),
+        vec![row(LineKind::SessionFee, "weekend", "1", "0.50")]
+    );
+    let mon = q(&t, &sess("10"));
+    assert_eq!(mon.total, m("1.00"));
+    assert_eq!(mon.lines[0].rule(), None);
+
+    // A blocking fee once the session (charging and idle) has lasted 4 h.
+    let t = json!({"id": "b", "energy": {"tiers": {"flat": {"electricity": "1", "service": "0"}}},
+                   "rules": [{"name": "over-4h", "when": {"min_duration_s": 14400}, "session_fee": "10.00"}]});
+    let s = |u: &str| {
+        json!({"service": "charging", "start": "2025-03-10T10:00:00", "end": "2025-03-10T13:00:00",
+                             "energy_kwh": "3", "unplugged_at": format!("2025-03-10T{u}")})
+    };
+    assert_eq!(q(&t, &s("15:00:00")).total, m("13.00"));
+    assert_eq!(q(&t, &s("13:30:00")).total, m("3.00"));
+}
+
+#[test]
+fn rules_validation_names_the_field() {
+    let base =
+        || json!({"id": "v", "energy": {"tiers": {"flat": {"electricity": "1", "service": "0"}}}});
+    let with = |rule: Value| {
+        let mut t = base();
+        t["rules"] = json!([rule]);
+        verr(t)
+    };
+    let path = |e: TariffError| e.path().unwrap().to_owned();
+    assert_eq!(path(with(json!({"name": "x"}))), "rules[0]");
+    assert_eq!(
+        path(with(json!({"name": "", "session_fee": "1"}))),
+        "rules[0].name"
+    );
+    assert_eq!(
+        path(with(
+            json!({"when": {"tiers": ["peak"]}, "session_fee": "1"})
+        )),
+        "rules[0].when.tiers[0]"
+    );
+    assert!(matches!(
+        with(json!({"when": {"tiers": ["peak"]}, "session_fee": "1"})),
+        TariffError::UnknownTier { .. }
+    ));
+    assert_eq!(
+        path(with(json!({"when": {"tiers": []}, "session_fee": "1"}))),
+        "rules[0].when.tiers"
+    );
+    assert_eq!(
+        path(with(
+            json!({"when": {"start_time": "08:00", "end_time": "08:00"}, "session_fee": "1"})
+        )),
+        "rules[0].when.end_time"
+    );
+    assert_eq!(
+        path(with(
+            json!({"when": {"start_time": "24:00"}, "session_fee": "1"})
+        )),
+        "rules[0].when.start_time"
+    );
+    assert_eq!(
+        path(with(json!({"when": {"days": []}, "session_fee": "1"}))),
+        "rules[0].when.days"
+    );
+    assert_eq!(
+        path(with(
+            json!({"when": {"from_date": "2025-03-02", "to_date": "2025-03-01"}, "session_fee": "1"})
+        )),
+        "rules[0].when.to_date"
+    );
+    for (lo, hi, v) in [
+        ("min_kwh", "max_kwh", json!("2")),
+        ("min_duration_s", "max_duration_s", json!(2)),
+        ("min_idle_s", "max_idle_s", json!(2)),
+        ("min_power_w", "max_power_w", json!(2)),
+        ("min_current_a", "max_current_a", json!("2")),
+    ] {
+        let mut w = json!({});
+        w[lo] = v.clone();
+        w[hi] = v;
+        assert_eq!(
+            path(with(json!({"when": w, "session_fee": "1"}))),
+            format!("rules[0].when.{hi}")
+        );
+    }
+    assert!(
+        matches!(with(json!({"when": {"min_kwh": "0.00001"}, "session_fee": "1"})),
+        TariffError::TooManyDecimals { path, max: 4, .. } if path == "rules[0].when.min_kwh")
+    );
+    assert!(
+        matches!(with(json!({"when": {"max_current_a": "0.0001"}, "session_fee": "1"})),
+        TariffError::TooManyDecimals { path, max: 3, .. } if path == "rules[0].when.max_current_a")
+    );
+    assert!(matches!(
+        with(json!({"when": {"min_kwh": "-1"}, "session_fee": "1"})),
+        TariffError::NegativePrice { .. }
+    ));
+    assert_eq!(
+        path(with(
+            json!({"energy": {"electricity": "-1", "service": "0"}})
+        )),
+        "rules[0].energy.electricity"
+    );
+    assert_eq!(
+        path(with(
+            json!({"energy": {"electricity": "1", "service": "0", "step_wh": 0}})
+        )),
+        "rules[0].energy.step_wh"
+    );
+    assert_eq!(
+        path(with(
+            json!({"idle": {"per_hour": "1", "granularity": {"step_seconds": 0}}})
+        )),
+        "rules[0].idle.granularity"
+    );
+    assert_eq!(
+        path(with(
+            json!({"idle": {"per_hour": "1", "granularity": {"step_seconds": 86401}}})
+        )),
+        "rules[0].idle.granularity"
+    );
+    assert_eq!(
+        path(with(json!({"session_fee": "0.001"}))),
+        "rules[0].session_fee"
+    );
+    // Two rules may not share a name.
+    let mut t = base();
+    t["rules"] = json!([{"name": "a", "session_fee": "1"}, {"name": "a", "session_fee": "2"}]);
+    assert_eq!(path(verr(t)), "rules[1].name");
+    // A rule's time price needs second-by-second billing.
+    let mut t = ebike();
+    t["rules"] = json!([{"when": {"days": ["sat"]}, "time": {"per_hour": "1"}}]);
+    let e = verr(t.clone());
+    assert_eq!(path(e.clone()), "time.band_rule");
+    assert!(e.to_string().contains("as_measured"), "{e}");
+    t["time"]["band_rule"] = json!("as_measured");
+    tariff(t).validate().unwrap();
+    // At most 64 rules; energy.step_wh at least 1.
+    let mut t = base();
+    t["rules"] = Value::Array((0..65).map(|_| json!({"session_fee": "1"})).collect());
+    assert_eq!(path(verr(t)), "rules");
+    let mut t = base();
+    t["energy"]["step_wh"] = json!(0);
+    assert_eq!(path(verr(t)), "energy.step_wh");
+}
+
+#[test]
+fn rules_need_the_facts_they_judge() {
+    let t = json!({"id": "e", "rules": [{"when": {"max_kwh": "1"}, "session_fee": "1"}]});
+    let s = json!({"service": "charging", "start": "2025-03-10T09:00:00", "end": "2025-03-10T10:00:00"});
+    assert!(
+        matches!(qerr(&t, &s), TariffError::MissingFact { path, .. } if path == "session.energy_kwh")
+    );
+    let t = json!({"id": "e", "rules": [{"energy": {"electricity": "1", "service": "0"}}]});
+    assert!(
+        matches!(qerr(&t, &s), TariffError::MissingFact { path, .. } if path == "session.energy_kwh")
+    );
+}
+
+#[test]
+fn validate_all_reports_every_problem_in_order() {
+    let t = tariff(json!({"id": "", "currency": "CNY",
+        "energy": {"tiers": {"flat": {"electricity": "-1", "service": "0"}}},
+        "time": {"bands": [{"from_w": 10, "per_hour": "1"}]},
+        "idle": {"per_hour": "1", "granularity": {"step_minutes": 0}},
+        "rules": [{"name": "r"}]}));
+    let all = t.validate_all().unwrap_err();
+    let paths: Vec<_> = all.iter().map(|e| e.path().unwrap_or("")).collect();
+    assert_eq!(
+        paths,
+        [
+            "id",
+            "energy.tiers.flat.electricity",
+            "time.bands[0].from_w",
+            "idle.granularity",
+            "rules[0]"
+        ]
+    );
+    assert_eq!(t.validate().unwrap_err(), all[0]);
+    assert_eq!(t.compile().unwrap_err(), all[0]);
+    // With an unknown currency nothing else is checked.
+    let t = tariff(json!({"id": "", "currency": "XYZ"}));
+    assert_eq!(t.validate_all().unwrap_err().len(), 1);
+    // A schedule error in one profile does not hide one in another.
+    let t = tariff(json!({"id": "x", "tou": {
+        "ranges": [{"start": "00:00", "end": "12:00", "tier": "flat"}],
+        "weekday": [{"days": ["sat"], "ranges": [{"start": "01:00", "end": "24:00", "tier": "flat"}]}]}}));
+    let kinds: Vec<_> = t
+        .validate_all()
+        .unwrap_err()
+        .iter()
+        .map(|e| e.path().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["tou.ranges[0].end", "tou.weekday[0].ranges[0].start"]
+    );
+    assert!(tariff(tou4()).validate_all().is_ok());
+}
+
+/// The register at `x` as the engine interpolates it (half-up to a unit).
+fn register(pts: &[(i64, i64)], x: i64) -> i64 {
+    let j = pts.iter().rposition(|p| p.0 <= x).unwrap_or(0);
+    let (t0, e0) = pts[j];
+    match pts.get(j + 1) {
+        Some(&(t1, e1)) if x > t0 => {
+            let (de, dt, span) = (i128::from(e1 - e0), i128::from(x - t0), i128::from(t1 - t0));
+            e0 + i64::try_from((2 * de * dt + span) / (2 * span)).unwrap()
+        }
+        _ => e0,
+    }
+}
+
+fn rule_kwh(q: &Quote, rule: &str) -> Decimal {
+    lines(q, LineKind::Electricity)
+        .iter()
+        .filter(|l| l.rule() == Some(rule))
+        .map(|l| l.quantity.unwrap())
+        .sum()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A rule `max_kwh: X` prices exactly the first min(X, E) kWh of a
+    /// session, a rule `max_duration_s: D` exactly the energy of its first D
+    /// seconds; the energy lines add up to the session's energy; and the
+    /// quote keeps every invariant.
+    #[test]
+    fn kwh_and_duration_rules_split_energy_exactly(
+        (t, start, end, r) in arb_energy_case(),
+        x in 0i64..400_000,
+        dur in 1u32..200_000,
+        (pa, pb) in (arb_price(), arb_price()),
+        disc in arb_discounts(),
+    ) {
+        let mut t = t;
+        t["rules"] = json!([
+            {"name": "X", "when": {"max_kwh": Decimal::new(x.max(1), 4).to_string()}, "energy": {"electricity": pa, "service": "0"}},
+            {"name": "D", "when": {"max_duration_s": dur}, "energy": {"electricity": pb, "service": "0"}}]);
+        let tar = tariff(t);
+        let mut s = charging(start, end, &r);
+        for (k, v) in disc.as_object().unwrap() { s[k] = v.clone(); }
+        let q = quote(&tar, &session(s)).unwrap();
+        check_invariants(&tar, &q)?;
+        let e = register(&r, end) - register(&r, start);
+        let x = x.max(1);
+        prop_assert_eq!(rule_kwh(&q, "X"), Decimal::new(x.min(e), 4));
+        // D holds for the first `dur` seconds, X before it: D gets what the
+        // first `dur` seconds charged beyond X.
+        let d_end = register(&r, (start + i64::from(dur)).min(end)) - register(&r, start);
+        prop_assert_eq!(rule_kwh(&q, "D"), Decimal::new((d_end - x).max(0), 4));
+        let total: Decimal = lines(&q, LineKind::Electricity).iter().map(|l| l.quantity.unwrap()).sum();
+        prop_assert_eq!(total, Decimal::new(e, 4));
+        let seg: Decimal = q.segments.iter().map(|s| s.kwh.unwrap()).sum();
+        prop_assert_eq!(seg, Decimal::new(e, 4));
+    }
+
+    /// A rule that never holds changes nothing.
+    #[test]
+    fn a_rule_that_never_holds_changes_nothing((t, start, end, r) in arb_energy_case(), tt in arb_time_tariff(), off in 0i64..20_000) {
+        let mut t2 = t.clone();
+        t2["rules"] = json!([{"when": {"from_date": "2099-01-01"}, "energy": {"electricity": "9", "service": "9"},
+                              "time": {"per_hour": "9"}, "idle": {"per_hour": "9"}, "session_fee": "9"}]);
+        let s = session(charging(start, end, &r));
+        prop_assert_eq!(quote(&tariff(t), &s).unwrap(), quote(&tariff(t2), &s).unwrap());
+        let mut tt2 = tt.clone();
+        tt2["time"]["band_rule"] = json!("as_measured");
+        let mut tt3 = tt2.clone();
+        tt3["rules"] = json!([{"when": {"to_date": "2000-01-01"}, "time": {"per_hour": "9"}, "session_fee": "9"}]);
+        let s = session(json!({"service": "charging", "start": ts(T0), "end": ts(T0 + off),
+                               "power": [{"at": ts(T0), "watts": 100}]}));
+        prop_assert_eq!(quote(&tariff(tt2), &s).unwrap(), quote(&tariff(tt3), &s).unwrap());
+    }
+
+    /// As measured, every second is billed at the band in force, and only
+    /// the total is rounded up to whole steps (the extra at the last band).
+    #[test]
+    fn as_measured_bills_each_second_once((t, start, end, power) in (arb_time_tariff(), 0i64..86_400 * 7, 0i64..20_000).prop_flat_map(|(t, off, len)| {
+        let start = T0 + off;
+        let end = start + len;
+        arb_power(start, end).prop_map(move |p| (t.clone(), start, end, p))
+    })) {
+        let mut t = t;
+        t["time"]["band_rule"] = json!("as_measured");
+        let g = step_of(&t);
+        let tar = tariff(t);
+        let s = json!({"service": "charging", "start": ts(start), "end": ts(end), "power": power_json(&power)});
+        let q = quote(&tar, &session(s)).unwrap();
+        check_invariants(&tar, &q)?;
+        let billed: Decimal = lines(&q, LineKind::Time).iter().map(|l| l.quantity.unwrap()).sum();
+        let len = end - start;
+        prop_assert_eq!(billed, Decimal::from((len + g - 1) / g * g));
+        prop_assert!(lines(&q, LineKind::Time).iter().all(|l| l.unit == Some(Unit::Second)));
+    }
+}
+
+#[test]
+fn lines_and_segments_stay_small() {
+    // A quote is built on a hot path: 8 lines fit one small allocation.
+    assert!(
+        std::mem::size_of::<QuoteLine>() <= 128,
+        "{}",
+        std::mem::size_of::<QuoteLine>()
+    );
+    assert!(
+        std::mem::size_of::<Segment>() <= 128,
+        "{}",
+        std::mem::size_of::<Segment>()
+    );
+}
+
+#[test]
+fn quote_lines_keep_their_flat_json() {
+    // A coupon line and a rule-priced line survive the round trip; the JSON
+    // keeps one flat object per line, with `net` written out.
+    let s = flat_session(json!({"member": {"level": "gold", "percent_off": "10"},
+        "coupons": [{"kind": "threshold", "id": "T", "spend": "5", "off": "1"}]}));
+    let quote = q(&tou4(), &s);
+    let v = serde_json::to_value(&quote).unwrap();
+    let member = &v["lines"][2];
+    assert_eq!(member["kind"], "member_discount");
+    assert_eq!(member["item"], "gold");
+    assert_eq!(member["percent"], "10");
+    assert_eq!(member["net"], "0.00");
+    assert!(member.get("tier").is_none() && member.get("terms").is_none());
+    assert!(v["lines"][0].get("net").is_some());
+    assert_eq!(serde_json::from_value::<Quote>(v.clone()).unwrap(), quote);
+    let rules = q(
+        &ocpi_first_kwh_free(),
+        &json!({"service": "charging",
+        "start": "2025-03-14T10:00:00", "end": "2025-03-14T12:00:00", "energy_kwh": "2"}),
+    );
+    let rv = serde_json::to_value(&rules).unwrap();
+    assert_eq!(rv["lines"][0]["rule"], "first-kwh");
+    assert_eq!(serde_json::from_value::<Quote>(rv).unwrap(), rules);
+    // A line naming two labels, or a net that is not amount − reduced_by, is refused.
+    let mut bad = v.clone();
+    bad["lines"][0]["rule"] = json!("r");
+    assert!(serde_json::from_value::<Quote>(bad).is_err());
+    let mut bad = v;
+    bad["lines"][0]["net"] = json!("0.01");
+    assert!(serde_json::from_value::<Quote>(bad).is_err());
 }
