@@ -192,50 +192,191 @@ fn record_moves<'a, I: Iterator<Item = &'a MoveRequest>>(
         .collect()
 }
 
+/// One machine as the replay sees it: a step gives events, effects and the
+/// next deadline, some effects are custody moves, and the final state has
+/// a [`Summary`].
+trait Machine {
+    type Input;
+    type Event;
+    type Effect;
+    type Error;
+    /// Decide and apply one input.
+    #[allow(clippy::type_complexity)]
+    fn decide(
+        &mut self,
+        input: &Self::Input,
+        at: Timestamp,
+    ) -> Result<(Vec<Self::Event>, Vec<Self::Effect>, Option<Timestamp>), Self::Error>;
+    /// The custody move an effect asks for, if it is one.
+    fn custody_move(effect: &Self::Effect) -> Option<&MoveRequest>;
+    /// The machine's next deadline.
+    fn deadline(&self) -> Option<Timestamp>;
+    /// The summary of the state.
+    fn summary(&self) -> Summary;
+}
+
+impl Machine for SwapSession {
+    type Input = SwapInput;
+    type Event = SwapEvent;
+    type Effect = SwapEffect;
+    type Error = SwapError;
+    fn decide(
+        &mut self,
+        input: &SwapInput,
+        at: Timestamp,
+    ) -> Result<(Vec<SwapEvent>, Vec<SwapEffect>, Option<Timestamp>), SwapError> {
+        let d: Decision = self.step(input, at)?;
+        Ok((d.events, d.effects, d.next_deadline))
+    }
+    fn custody_move(effect: &SwapEffect) -> Option<&MoveRequest> {
+        match effect {
+            SwapEffect::CustodyMove(m) => Some(m),
+            _ => None,
+        }
+    }
+    fn deadline(&self) -> Option<Timestamp> {
+        self.next_deadline()
+    }
+    fn summary(&self) -> Summary {
+        Summary {
+            phase: crate::order::swap_view(self).phase,
+            outcome: self.outcome().cloned().map(AnyOutcome::Swap),
+            finished: self.is_finished(),
+        }
+    }
+}
+
+impl Machine for ChargingSession {
+    type Input = ChargingInput;
+    type Event = ChargingEvent;
+    type Effect = ChargingEffect;
+    type Error = ChargingError;
+    fn decide(
+        &mut self,
+        input: &ChargingInput,
+        at: Timestamp,
+    ) -> Result<(Vec<ChargingEvent>, Vec<ChargingEffect>, Option<Timestamp>), ChargingError> {
+        let d: ChargingDecision = self.step(input, at)?;
+        Ok((d.events, d.effects, d.next_deadline))
+    }
+    fn custody_move(effect: &ChargingEffect) -> Option<&MoveRequest> {
+        match effect {
+            ChargingEffect::CustodyMove(m) => Some(m),
+            _ => None,
+        }
+    }
+    fn deadline(&self) -> Option<Timestamp> {
+        self.next_deadline()
+    }
+    fn summary(&self) -> Summary {
+        Summary {
+            phase: crate::order::charging_view(self).phase,
+            outcome: self.outcome().cloned().map(AnyOutcome::Charging),
+            finished: self.is_finished(),
+        }
+    }
+}
+
+impl Machine for Rental {
+    type Input = RentalInput;
+    type Event = RentalEvent;
+    type Effect = RentalEffect;
+    type Error = RentalError;
+    fn decide(
+        &mut self,
+        input: &RentalInput,
+        at: Timestamp,
+    ) -> Result<(Vec<RentalEvent>, Vec<RentalEffect>, Option<Timestamp>), RentalError> {
+        let d: RentalDecision = self.step(input, at)?;
+        Ok((d.events, d.effects, d.next_deadline))
+    }
+    fn custody_move(effect: &RentalEffect) -> Option<&MoveRequest> {
+        match effect {
+            RentalEffect::CustodyMove(m) => Some(m),
+            _ => None,
+        }
+    }
+    fn deadline(&self) -> Option<Timestamp> {
+        self.next_deadline()
+    }
+    fn summary(&self) -> Summary {
+        Summary {
+            phase: crate::order::rental_view(self).phase,
+            outcome: self.outcome().cloned().map(AnyOutcome::Rental),
+            finished: self.phase() == crate::rental::RentalPhase::Closed,
+        }
+    }
+}
+
+type Output<M> = StepOutput<<M as Machine>::Event, <M as Machine>::Effect, <M as Machine>::Error>;
+
+/// A replay in progress: the custody book and the steps so far.
+struct Replay<M: Machine> {
+    book: Custody,
+    seed_errors: Vec<CustodyError>,
+    out: Vec<Output<M>>,
+}
+
+impl<M: Machine> Replay<M> {
+    fn new(custody: &[Placement]) -> Replay<M> {
+        let mut seed_errors = Vec::new();
+        let book = seed(custody, &mut seed_errors);
+        Replay {
+            book,
+            seed_errors,
+            out: Vec::new(),
+        }
+    }
+
+    /// Steps the machine, records its custody moves, and returns the
+    /// step's effects (none when the input was refused).
+    fn step(&mut self, m: &mut M, input: &M::Input, at: Timestamp) -> &[M::Effect] {
+        let o = match m.decide(input, at) {
+            Ok((events, effects, next_deadline)) => {
+                let custody_errors = record_moves(
+                    &mut self.book,
+                    effects.iter().filter_map(M::custody_move),
+                    at,
+                );
+                StepOutput {
+                    at,
+                    events,
+                    effects,
+                    next_deadline,
+                    error: None,
+                    custody_errors,
+                }
+            }
+            Err(e) => failed(at, e, m.deadline()),
+        };
+        self.out.push(o);
+        self.out.last().map_or(&[], |o| o.effects.as_slice())
+    }
+
+    fn finish(mut self, m: M) -> FlowRun<M, M::Event, M::Effect, M::Error> {
+        if let Some(first) = self.out.first_mut() {
+            first.custody_errors.splice(0..0, self.seed_errors);
+        }
+        FlowRun {
+            steps: self.out,
+            summary: m.summary(),
+            custody: placements(&self.book),
+            state: m,
+        }
+    }
+}
+
 /// Replays a scenario. Never fails: refused inputs and refused custody moves
 /// are reported per step.
 pub fn run(scenario: &Scenario) -> FlowOutput {
     match scenario {
         Scenario::Swap { custody, steps } => {
-            let mut errs = Vec::new();
-            let mut book = seed(custody, &mut errs);
+            let mut r = Replay::new(custody);
             let mut s = SwapSession::new();
-            let mut out = Vec::new();
             for st in steps {
-                let r: Result<Decision, SwapError> = s.step(&st.input, st.at);
-                out.push(match r {
-                    Ok(d) => {
-                        let moves = d.effects.iter().filter_map(|e| match e {
-                            SwapEffect::CustodyMove(m) => Some(m),
-                            _ => None,
-                        });
-                        let custody_errors = record_moves(&mut book, moves, st.at);
-                        StepOutput {
-                            at: st.at,
-                            events: d.events,
-                            effects: d.effects,
-                            next_deadline: d.next_deadline,
-                            error: None,
-                            custody_errors,
-                        }
-                    }
-                    Err(e) => failed(st.at, e, s.next_deadline()),
-                });
+                r.step(&mut s, &st.input, st.at);
             }
-            if let Some(first) = out.first_mut() {
-                first.custody_errors.splice(0..0, errs);
-            }
-            let summary = Summary {
-                phase: crate::order::swap_view(&s).phase,
-                outcome: s.outcome().cloned().map(AnyOutcome::Swap),
-                finished: s.is_finished(),
-            };
-            FlowOutput::Swap(FlowRun {
-                steps: out,
-                summary,
-                custody: placements(&book),
-                state: s,
-            })
+            FlowOutput::Swap(r.finish(s))
         }
         Scenario::Charging {
             custody,
@@ -243,109 +384,41 @@ pub fn run(scenario: &Scenario) -> FlowOutput {
             tariff,
             utc_offset_s,
         } => {
-            let mut errs = Vec::new();
-            let mut book = seed(custody, &mut errs);
+            let mut r = Replay::new(custody);
             let compiled = tariff.as_ref().map(|t| t.compile());
             let mut s = ChargingSession::new();
-            let mut out = Vec::new();
             for st in steps {
                 let mut inputs = vec![st.input.clone()];
                 while let Some(input) = inputs.pop() {
-                    let r: Result<ChargingDecision, ChargingError> = s.step(&input, st.at);
-                    let mut pricing_error = None;
-                    out.push(match r {
-                        Ok(d) => {
-                            let asks = d
-                                .effects
-                                .iter()
-                                .any(|e| matches!(e, ChargingEffect::RequestPrice { .. }));
-                            let moves = d.effects.iter().filter_map(|e| match e {
-                                ChargingEffect::CustodyMove(m) => Some(m),
-                                _ => None,
-                            });
-                            let custody_errors = record_moves(&mut book, moves, st.at);
-                            match (&compiled, asks) {
-                                (Some(Ok(c)), true) => match s.price(c, *utc_offset_s) {
-                                    Ok(q) => inputs.push(ChargingInput::Priced { amount: q.total }),
-                                    Err(e) => pricing_error = Some(e),
-                                },
-                                (Some(Err(e)), true) => {
-                                    pricing_error =
-                                        Some(ChargingError::Pricing { error: e.clone() })
-                                }
-                                _ => {}
+                    let asks = r
+                        .step(&mut s, &input, st.at)
+                        .iter()
+                        .any(|e| matches!(e, ChargingEffect::RequestPrice { .. }));
+                    let pricing_error = match (&compiled, asks) {
+                        (Some(Ok(c)), true) => match s.price(c, *utc_offset_s) {
+                            Ok(q) => {
+                                inputs.push(ChargingInput::Priced { amount: q.total });
+                                None
                             }
-                            StepOutput {
-                                at: st.at,
-                                events: d.events,
-                                effects: d.effects,
-                                next_deadline: d.next_deadline,
-                                error: None,
-                                custody_errors,
-                            }
-                        }
-                        Err(e) => failed(st.at, e, s.next_deadline()),
-                    });
+                            Err(e) => Some(e),
+                        },
+                        (Some(Err(e)), true) => Some(ChargingError::Pricing { error: e.clone() }),
+                        _ => None,
+                    };
                     if let Some(e) = pricing_error {
-                        out.push(failed(st.at, e, s.next_deadline()));
+                        r.out.push(failed(st.at, e, s.next_deadline()));
                     }
                 }
             }
-            if let Some(first) = out.first_mut() {
-                first.custody_errors.splice(0..0, errs);
-            }
-            let summary = Summary {
-                phase: crate::order::charging_view(&s).phase,
-                outcome: s.outcome().cloned().map(AnyOutcome::Charging),
-                finished: s.is_finished(),
-            };
-            FlowOutput::Charging(FlowRun {
-                steps: out,
-                summary,
-                custody: placements(&book),
-                state: s,
-            })
+            FlowOutput::Charging(r.finish(s))
         }
         Scenario::Rental { custody, steps } => {
-            let mut errs = Vec::new();
-            let mut book = seed(custody, &mut errs);
+            let mut r = Replay::new(custody);
             let mut s = Rental::new();
-            let mut out = Vec::new();
             for st in steps {
-                let r: Result<RentalDecision, RentalError> = s.step(&st.input, st.at);
-                out.push(match r {
-                    Ok(d) => {
-                        let moves = d.effects.iter().filter_map(|e| match e {
-                            RentalEffect::CustodyMove(m) => Some(m),
-                            _ => None,
-                        });
-                        let custody_errors = record_moves(&mut book, moves, st.at);
-                        StepOutput {
-                            at: st.at,
-                            events: d.events,
-                            effects: d.effects,
-                            next_deadline: d.next_deadline,
-                            error: None,
-                            custody_errors,
-                        }
-                    }
-                    Err(e) => failed(st.at, e, s.next_deadline()),
-                });
+                r.step(&mut s, &st.input, st.at);
             }
-            if let Some(first) = out.first_mut() {
-                first.custody_errors.splice(0..0, errs);
-            }
-            let summary = Summary {
-                phase: crate::order::rental_view(&s).phase,
-                outcome: s.outcome().cloned().map(AnyOutcome::Rental),
-                finished: s.phase() == crate::rental::RentalPhase::Closed,
-            };
-            FlowOutput::Rental(FlowRun {
-                steps: out,
-                summary,
-                custody: placements(&book),
-                state: s,
-            })
+            FlowOutput::Rental(r.finish(s))
         }
     }
 }
