@@ -167,6 +167,13 @@ impl CompiledTariff {
 
     /// The index of the day profile that applies on `date`.
     pub(crate) fn profile_for(&self, date: NaiveDate) -> &[Piece] {
+        let wd = date.weekday().num_days_from_monday();
+        self.profile_on(date, u8::try_from(wd).unwrap_or(0))
+    }
+
+    /// [`CompiledTariff::profile_for`] with the weekday of `date` known
+    /// (Monday = 0).
+    pub(crate) fn profile_on(&self, date: NaiveDate, weekday: u8) -> &[Piece] {
         // Few date rules in practice: a binary search over sorted, disjoint spans.
         let idx = match self.dates.binary_search_by(|r| {
             if r.to < date {
@@ -178,10 +185,7 @@ impl CompiledTariff {
             }
         }) {
             Ok(i) => self.dates.get(i).map_or(0, |r| r.profile),
-            Err(_) => {
-                let wd = date.weekday().num_days_from_monday() as usize;
-                self.weekday.get(wd).copied().unwrap_or(0)
-            }
+            Err(_) => self.weekday.get(usize::from(weekday)).copied().unwrap_or(0),
         };
         self.profiles.get(idx).map_or(&[], Vec::as_slice)
     }

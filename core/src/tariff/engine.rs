@@ -12,7 +12,7 @@
 //! proportion to what is left of each (largest remainder, see
 //! [`Money::allocate`]), so no line is pushed below zero and no fen is lost.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{NaiveDate, NaiveDateTime, Timelike};
 use rust_decimal::Decimal;
 
 use super::compile::{CompiledTariff, DAY, Price, amount, check_scale, join, percent};
@@ -705,17 +705,43 @@ impl Draft {
     }
 }
 
-/// Whole seconds since the epoch of a local wall-clock instant. The path is
-/// built only on error, keeping the happy path free of allocation.
-pub(super) fn secs(path: impl FnOnce() -> String, t: NaiveDateTime) -> Result<i64> {
-    let u = t.and_utc();
-    if u.timestamp_subsec_nanos() != 0 {
-        return Err(TariffError::session(
-            path(),
-            format!("{t} has a fraction of a second; give whole seconds"),
-        ));
+/// Converts local wall-clock instants to whole seconds since the epoch,
+/// remembering the last date converted: the instants of a session mostly
+/// share a date, and for them the conversion is one addition instead of
+/// chrono's calendar arithmetic.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Clock {
+    date: Option<NaiveDate>,
+    /// Seconds since the epoch at the start of `date`.
+    day_start: i64,
+}
+
+impl Clock {
+    pub(super) fn new() -> Clock {
+        Clock {
+            date: None,
+            day_start: 0,
+        }
     }
-    Ok(u.timestamp())
+
+    /// Whole seconds since the epoch of `t`; an instant with a fraction of a
+    /// second is refused, naming `path`.
+    #[inline]
+    pub(super) fn secs(&mut self, path: impl FnOnce() -> String, t: NaiveDateTime) -> Result<i64> {
+        let time = t.time();
+        if time.nanosecond() != 0 {
+            return Err(TariffError::session(
+                path(),
+                format!("{t} has a fraction of a second; give whole seconds"),
+            ));
+        }
+        let date = t.date();
+        if self.date != Some(date) {
+            self.date = Some(date);
+            self.day_start = i64::from(date.to_epoch_days()) * i64::from(DAY);
+        }
+        Ok(self.day_start + i64::from(time.num_seconds_from_midnight()))
+    }
 }
 
 /// The local instant `secs` seconds after midnight of `date` (at most one day).

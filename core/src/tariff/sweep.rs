@@ -10,7 +10,7 @@ use chrono::{Datelike, NaiveDate};
 
 use super::compile::{CompiledTariff, DAY, MAX_BANDS, MAX_TIERS, Piece};
 use super::engine::{
-    Draft, ENERGY_DP, MAX_SESSION_SECONDS, Short, date_of_day, energy_units, kwh, local, secs,
+    Clock, Draft, ENERGY_DP, MAX_SESSION_SECONDS, Short, date_of_day, energy_units, kwh, local,
 };
 use super::error::TariffError;
 use super::model::BandRule;
@@ -82,8 +82,9 @@ impl<const N: usize> ByKey<N> {
 impl CompiledTariff {
     /// Prices the charging part of a session into `d`.
     pub(super) fn charging(&self, s: &ChargingSession, d: &mut Draft) -> Result<()> {
-        let start = secs(|| "session.start".into(), s.start)?;
-        let end = secs(|| "session.end".into(), s.end)?;
+        let mut clock = Clock::new();
+        let start = clock.secs(|| "session.start".into(), s.start)?;
+        let end = clock.secs(|| "session.end".into(), s.end)?;
         if end < start {
             return Err(TariffError::session(
                 "session.end",
@@ -99,7 +100,7 @@ impl CompiledTariff {
         let unplugged = match s.unplugged_at {
             None => None,
             Some(u) => {
-                let u = secs(|| "session.unplugged_at".into(), u)?;
+                let u = clock.secs(|| "session.unplugged_at".into(), u)?;
                 if u < end {
                     return Err(TariffError::session(
                         "session.unplugged_at",
@@ -140,7 +141,7 @@ impl CompiledTariff {
                 // A few readings (the usual case) stay on the stack.
                 let pts: &[(i64, i64)] = if s.readings.len() <= pts_buf.len() {
                     let mut n = 0;
-                    readings(&s.readings, start, end, |p| {
+                    readings(&s.readings, start, end, &mut clock, |p| {
                         if let Some(slot) = pts_buf.get_mut(n) {
                             *slot = p;
                         }
@@ -149,7 +150,7 @@ impl CompiledTariff {
                     pts_buf.get(..n).unwrap_or(&[])
                 } else {
                     let mut v = Vec::with_capacity(s.readings.len());
-                    readings(&s.readings, start, end, |p| v.push(p))?;
+                    readings(&s.readings, start, end, &mut clock, |p| v.push(p))?;
                     pts_owned = v;
                     &pts_owned
                 };
@@ -192,7 +193,7 @@ impl CompiledTariff {
         let mut last_at = i64::MIN;
         let mut last_sig = 0u64;
         for (i, p) in s.power.iter().enumerate() {
-            let at = secs(|| format!("session.power[{i}].at"), p.at)?;
+            let at = clock.secs(|| format!("session.power[{i}].at"), p.at)?;
             if at <= last_at {
                 return Err(TariffError::session(
                     format!("session.power[{i}].at"),
@@ -261,13 +262,14 @@ impl CompiledTariff {
         let mut e_units: ByKey<MAX_TIERS> = ByKey::new(rules.is_some());
         let mut e_order = [0u8; EKEYS];
         let mut e_seen = 0usize;
-        let mut e_seen_mask = 0u128;
+        let mut e_seen_key = [false; EKEYS];
         let mut e_last: Option<usize> = None;
         let mut t_secs: ByKey<MAX_BANDS> = ByKey::new(rules.is_some());
         let mut t_last: Option<usize> = None;
         let mut fee: Option<Fee> = None;
         let mut c = start;
         let mut day_no = i64::MIN;
+        let start_day = start.div_euclid(i64::from(DAY));
         let mut day_start = 0i64;
         let mut day_date = s.start.date();
         let mut weekday = 0u8;
@@ -292,11 +294,21 @@ impl CompiledTariff {
         while c < end || r_c.is_some_and(|r| r.0 < r_end) {
             let dn = c.div_euclid(i64::from(DAY));
             if dn != day_no {
+                // The sweep cuts at every midnight, so after the first day
+                // the next is the day after; chrono is asked only otherwise.
+                day_date = if dn == start_day {
+                    s.start.date()
+                } else if Some(dn) == day_no.checked_add(1) {
+                    day_date
+                        .succ_opt()
+                        .ok_or_else(|| TariffError::overflow("session.end"))?
+                } else {
+                    date_of_day(dn)?
+                };
                 day_no = dn;
                 day_start = dn * i64::from(DAY);
-                day_date = date_of_day(dn)?;
-                weekday = u8::try_from(day_date.weekday().num_days_from_monday()).unwrap_or(0);
-                profile = self.profile_for(day_date);
+                weekday = weekday_of_day(dn);
+                profile = self.profile_on(day_date, weekday);
             }
             let sod = u32::try_from(c - day_start).unwrap_or(0);
             let piece = profile
@@ -372,8 +384,8 @@ impl CompiledTariff {
                         Some((i, _)) => MAX_TIERS + i,
                         None => usize::from(piece.tier),
                     };
-                    if e_seen_mask & (1u128 << (key & 127)) == 0 {
-                        e_seen_mask |= 1u128 << (key & 127);
+                    if let Some(seen @ false) = e_seen_key.get_mut(key) {
+                        *seen = true;
                         if let Some(o) = e_order.get_mut(e_seen) {
                             *o = u8::try_from(key).unwrap_or(0);
                         }
@@ -447,13 +459,9 @@ impl CompiledTariff {
         }
         let pieces = segments.len();
 
-        let energy_total = if points.is_empty() {
-            None
-        } else {
-            let (rs, _) = Meter { pts: points, j: 0 }.read(start)?;
-            let (re, _) = Meter { pts: points, j: 0 }.read(end)?;
-            Some(re - rs)
-        };
+        // The sweep ends at `end` (with kWh conditions, at the register of
+        // `end`), so the last register read is the one at the end.
+        let energy_total = r_c.map(|(re, _)| re - r_start);
         let idle_seconds = unplugged.map_or(0, |u| u - end);
         d.charging = Some(ChargingSummary {
             start: s.start,
@@ -896,17 +904,24 @@ impl CompiledTariff {
     }
 }
 
+/// Monday = 0 … Sunday = 6 of a day counted from the Unix epoch (1970-01-01
+/// was a Thursday).
+fn weekday_of_day(day: i64) -> u8 {
+    u8::try_from((day + 3).rem_euclid(7)).unwrap_or(0)
+}
+
 /// Validates meter readings and hands them out as (second, 0.0001 kWh).
 fn readings(
     rs: &[MeterReading],
     start: i64,
     end: i64,
+    clock: &mut Clock,
     mut out: impl FnMut((i64, i64)),
 ) -> Result<()> {
     let mut last: Option<(i64, i64)> = None;
     let mut first_at = None;
     for (i, r) in rs.iter().enumerate() {
-        let at = secs(|| format!("session.readings[{i}].at"), r.at)?;
+        let at = clock.secs(|| format!("session.readings[{i}].at"), r.at)?;
         let units = energy_units(|| format!("session.readings[{i}].kwh"), r.kwh)?;
         if let Some((pat, pu)) = last {
             if at <= pat {

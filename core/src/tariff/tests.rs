@@ -2204,3 +2204,145 @@ fn quote_lines_keep_their_flat_json() {
     bad["lines"][0]["net"] = json!("0.01");
     assert!(serde_json::from_value::<Quote>(bad).is_err());
 }
+
+/// A random charging case over every pricing feature: TOU energy or power
+/// bands, rules of every kind, idle, session limits and discounts.
+fn arb_any_charging() -> impl Strategy<Value = (Value, Value)> {
+    const RULES: [&str; 10] = [
+        r#"{"name": "night", "when": {"start_time": "22:00", "end_time": "06:00"}, "energy": {"electricity": "0.2", "service": "0.1"}}"#,
+        r#"{"when": {"days": ["sat", "sun"]}, "time": {"per_hour": "0.9"}, "session_fee": "0.5"}"#,
+        r#"{"name": "bulk", "when": {"min_kwh": "5"}, "energy": {"electricity": "0.5", "service": "0.05", "step_wh": 100}}"#,
+        r#"{"name": "long", "when": {"min_duration_s": 7200}, "time": {"per_hour": "1.5", "granularity": {"step_seconds": 300}}}"#,
+        r#"{"name": "fast", "when": {"min_power_w": 700}, "time": {"per_hour": "2.0"}}"#,
+        r#"{"name": "idle", "when": {"min_idle_s": 600}, "idle": {"per_hour": "3.0", "granularity": {"step_seconds": 60}}}"#,
+        r#"{"name": "peak", "when": {"tiers": ["peak", "sharp"]}, "energy": {"electricity": "1.1", "service": "0.9"}}"#,
+        r#"{"name": "fee", "when": {"from_date": "2025-03-05", "to_date": "2025-03-10"}, "session_fee": "1.00"}"#,
+        r#"{"name": "short", "when": {"max_duration_s": 1800}, "energy": {"electricity": "0.9", "service": "0"}}"#,
+        r#"{"name": "slow", "when": {"max_power_w": 200}, "time": {"per_hour": "0.1"}}"#,
+    ];
+    (
+        arb_tou_tariff(),
+        arb_time_tariff(),
+        0u8..4,
+        prop::collection::vec(0usize..RULES.len(), 0..4),
+        prop::option::of((0u32..20, arb_price(), prop::option::of(arb_amount()))),
+        prop::option::of((arb_amount(), arb_amount())),
+        (0i64..(10 * 86_400), 1i64..(2 * 86_400), prop::option::of(0i64..20_000)),
+        arb_discounts(),
+        (prop::collection::vec(0u32..2500, 1..6), any::<bool>()),
+    )
+        .prop_flat_map(
+            move |(tou, time, shape, rules, idle, limits, (off, len, idle_s), disc, (watts, total))| {
+                let start = T0 + off;
+                let end = start + len;
+                (Just((tou, time, shape, rules, idle, limits, (start, end, idle_s), disc, watts, total)), arb_readings(start, end))
+            },
+        )
+        .prop_map(
+            |((tou, time, shape, rules, idle, limits, (start, end, idle_s), disc, watts, total), r)| {
+                // shape: 0 energy only, 1 time only, 2 both, 3 both with as-measured bands.
+                let mut t = if shape == 1 { json!({"id": "any"}) } else { tou };
+                if shape >= 1 {
+                    t["time"] = time["time"].clone();
+                    if shape == 3 {
+                        t["time"]["band_rule"] = json!("as_measured");
+                    }
+                }
+                if !rules.is_empty() {
+                    let list: Vec<Value> = rules
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &k)| {
+                            let mut r: Value = serde_json::from_str(RULES[k]).unwrap();
+                            r["name"] = json!(format!("r{i}"));
+                            r
+                        })
+                        .collect();
+                    if shape >= 1 && list.iter().any(|r| r.get("time").is_some()) {
+                        t["time"]["band_rule"] = json!("as_measured");
+                    }
+                    t["rules"] = Value::Array(list);
+                }
+                if let Some((grace, per_hour, cap)) = idle {
+                    t["idle"] = json!({"grace_minutes": grace, "per_hour": per_hour});
+                    if let Some(c) = cap {
+                        t["idle"]["cap"] = json!(c);
+                    }
+                }
+                if let Some((a, b)) = limits {
+                    let (lo, hi) = if a.parse::<Decimal>().unwrap() <= b.parse::<Decimal>().unwrap() { (a, b) } else { (b, a) };
+                    t["min_price"] = json!(lo);
+                    t["max_price"] = json!(hi);
+                }
+                let mut s = json!({"service": "charging", "start": ts(start), "end": ts(end)});
+                if shape != 1 {
+                    if total {
+                        s["energy_kwh"] = json!(Decimal::new((end - start) * 3, 4).to_string());
+                    } else {
+                        s["readings"] = readings_json(&r);
+                    }
+                }
+                let step = (end - start) / watts.len() as i64;
+                s["power"] = Value::Array(
+                    watts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, w)| json!({"at": ts(start + step * i as i64), "watts": w, "amps": "3.5"}))
+                        .collect(),
+                );
+                if let Some(i) = idle_s {
+                    s["unplugged_at"] = json!(ts(end + i));
+                }
+                for (k, v) in disc.as_object().unwrap() {
+                    s[k] = v.clone();
+                }
+                (t, s)
+            },
+        )
+}
+
+/// Not a law: a fixed, seeded corpus of quotes (JSON, explanation or
+/// error) over [`arb_any_charging`], for comparing a change of the engine
+/// byte for byte. `QUOTE_SNAPSHOT=path cargo test -p chargeswap-core --lib
+/// quote_snapshot -- --ignored` writes the corpus to `path`, or compares
+/// with it when `path` exists.
+#[test]
+#[ignore]
+fn quote_snapshot() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, TestRng, TestRunner};
+    let path = std::env::var("QUOTE_SNAPSHOT").expect("QUOTE_SNAPSHOT=path");
+    let config = Config::default();
+    let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha));
+    let strategy = arb_any_charging();
+    let mut out = String::new();
+    let mut quoted = 0;
+    for _ in 0..4000 {
+        let (t, s) = strategy.new_tree(&mut runner).unwrap().current();
+        let line = match serde_json::from_value::<Tariff>(t.clone()).map_err(|e| e.to_string()) {
+            Err(e) => format!("tariff error: {e}"),
+            Ok(tar) => match serde_json::from_value::<Session>(s.clone()) {
+                Err(e) => format!("session error: {e}"),
+                Ok(ses) => match quote(&tar, &ses) {
+                    Ok(q) => {
+                        quoted += 1;
+                        format!("{}\n{}", serde_json::to_string(&q).unwrap(), q.explain())
+                    }
+                    Err(e) => format!("quote error: {e}"),
+                },
+            },
+        };
+        out.push_str(&format!("{t}\n{s}\n{line}\n\n"));
+    }
+    assert!(quoted > 1000, "only {quoted} of 4000 cases quoted");
+    match std::fs::read_to_string(&path) {
+        Ok(before) => {
+            if before != out {
+                let (a, b): (Vec<_>, Vec<_>) = (before.split("\n\n").collect(), out.split("\n\n").collect());
+                let i = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(0);
+                panic!("case {i} differs:\nbefore: {}\nnow:    {}", a[i], b[i]);
+            }
+        }
+        Err(_) => std::fs::write(&path, out).unwrap(),
+    }
+}
