@@ -330,7 +330,7 @@ impl Rounding {
     /// assert_eq!(Rounding::HalfUp.round_ratio_by::<60_000>(2_100_000), Some(35));
     /// assert_eq!(Rounding::HalfEven.round_ratio_by::<10>(-25), Some(-2));
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn round_ratio_by<const D: i64>(self, numerator: i64) -> Option<i64> {
         if D <= 0 {
             return self.round_ratio_i64(numerator, D);
@@ -339,7 +339,7 @@ impl Rounding {
     }
 
     /// Rounds the quotient `q` of `n / d` (`d > 0`, remainder `r`) by this rule.
-    #[inline]
+    #[inline(always)]
     fn settle(self, n: i64, d: i64, q: i64, r: i64) -> Option<i64> {
         if r == 0 {
             return Some(q);

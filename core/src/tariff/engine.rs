@@ -189,7 +189,24 @@ pub(super) struct Draft {
     /// Zero at the currency's scale (copied, not rebuilt, on every line).
     zero: Money,
     sub: [i64; 9],
+    /// Whether a reduction has been spread over the charge lines yet: until
+    /// one has, every net is its amount, and sums of nets can be read off
+    /// the subtotals.
+    reduced: bool,
 }
+
+/// The charge kinds counted in each subtotal slot (see [`slot`]); while no
+/// line is reduced, slot 7 holds only the minimums.
+const SLOT_KINDS: [&[LineKind]; 8] = [
+    &[LineKind::Electricity],
+    &[LineKind::Service],
+    &[LineKind::Time],
+    &[LineKind::Idle],
+    &[LineKind::SessionFee],
+    &[LineKind::Swap],
+    &[LineKind::RentalDay, LineKind::RentalMonth],
+    &[LineKind::TimeMinimum, LineKind::SessionMinimum],
+];
 
 /// A short list on the stack that spills to the heap: most sessions have a
 /// handful of lines and power samples, and quoting should not allocate for
@@ -315,6 +332,7 @@ impl Draft {
             minor_units: t.currency.minor_units(),
             zero: Money::from_minor(0, t.currency),
             sub: [0; 9],
+            reduced: false,
         }
     }
 
@@ -348,7 +366,7 @@ impl Draft {
     /// exactly as a ratio of integers — in 64 bits for every real session,
     /// and by a constant divisor for the usual ones (a 64-bit division by a
     /// variable costs more than the rest of the line).
-    #[inline]
+    #[inline(always)]
     fn minor_of_line(&self, price: Price, q: i64, q_scale: u32, divisor: i64) -> Option<i64> {
         // With the price in 10^-5 units the denominator depends only on the
         // line's kind and the currency.
@@ -373,7 +391,8 @@ impl Draft {
         self.minor_of(price.money.amount(), decimal(q, q_scale), divisor)
     }
 
-    /// Counts `minor` into the subtotal of `kind`.
+    /// Counts `minor` into the subtotal of `kind` (and, for a charge line,
+    /// into its kind's sum).
     fn count(&mut self, kind: LineKind, minor: i64) -> Result<()> {
         let s = self
             .sub
@@ -386,6 +405,7 @@ impl Draft {
     /// Pushes a charge line of `q × 10^-q_scale` units:
     /// `amount = round(quantity × unit_price ÷ divisor)`.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub(super) fn charge(
         &mut self,
         kind: LineKind,
@@ -450,6 +470,23 @@ impl Draft {
     /// Sum of the net amounts of the charge lines whose kind passes `f`, in
     /// minor units.
     pub(super) fn sum_net(&self, f: impl Fn(LineKind) -> bool) -> Result<i64> {
+        if !self.reduced {
+            // No line is reduced yet: the nets are the amounts, summed by
+            // slot — unless `f` splits a slot's kinds.
+            let mut sum = Some(0i64);
+            for (kinds, v) in SLOT_KINDS.iter().zip(self.sub) {
+                let n = kinds.iter().filter(|k| f(**k)).count();
+                if n == kinds.len() {
+                    sum = sum.and_then(|s| s.checked_add(v));
+                } else if n != 0 {
+                    sum = None;
+                    break;
+                }
+            }
+            if let Some(sum) = sum {
+                return Ok(sum);
+            }
+        }
         let mut sum = 0i64;
         for l in self
             .lines
@@ -498,6 +535,7 @@ impl Draft {
         if amount <= 0 {
             return Ok(());
         }
+        self.reduced = true;
         let mu = self.currency.minor_units();
         let mut idx: Vec<usize> = Vec::new();
         let mut weights: Vec<Decimal> = Vec::new();

@@ -973,14 +973,14 @@ struct Meter<'a> {
 impl Meter<'_> {
     /// The register at `x` (which must not be earlier than the previous call)
     /// and whether it was interpolated.
+    #[inline]
     fn read(&mut self, x: i64) -> Result<(i64, bool)> {
         while self.pts.get(self.j + 1).is_some_and(|p| p.0 <= x) && self.j + 2 < self.pts.len() {
             self.j += 1;
         }
-        let (t0, e0) = *self
-            .pts
-            .get(self.j)
-            .ok_or_else(|| TariffError::overflow("readings"))?;
+        let Some(&(t0, e0)) = self.pts.get(self.j) else {
+            return Err(TariffError::overflow("readings"));
+        };
         if x <= t0 {
             return Ok((e0, false));
         }

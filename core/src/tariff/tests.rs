@@ -2346,3 +2346,10 @@ fn quote_snapshot() {
         Err(_) => std::fs::write(&path, out).unwrap(),
     }
 }
+
+#[test]
+fn line_kind_all_is_in_declaration_order() {
+    for (i, k) in LineKind::ALL.iter().enumerate() {
+        assert_eq!(*k as usize, i, "{k:?}");
+    }
+}
