@@ -783,6 +783,7 @@ impl Clock {
 }
 
 /// The local instant `secs` seconds after midnight of `date` (at most one day).
+#[inline]
 pub(super) fn local(date: NaiveDate, secs: i64) -> Result<NaiveDateTime> {
     let (date, secs) = if secs >= i64::from(DAY) {
         (date.succ_opt(), secs - i64::from(DAY))
@@ -825,10 +826,10 @@ pub(super) fn energy_units(path: impl Fn() -> String, kwh: Decimal) -> Result<i6
             format!("{kwh} kWh is negative; energy is zero or more"),
         ));
     }
-    if kwh.scale() <= ENERGY_DP {
+    if let Some(k) = ENERGY_DP.checked_sub(kwh.scale()) {
         if let Some(u) = i64::try_from(kwh.mantissa())
             .ok()
-            .zip(pow10(ENERGY_DP - kwh.scale()).and_then(|p| i64::try_from(p).ok()))
+            .zip(pow10_i64(k))
             .and_then(|(m, p)| m.checked_mul(p))
         {
             return Ok(u);

@@ -189,7 +189,8 @@ impl CompiledTariff {
         // power and current conditions of rules.
         let power_rules = rules.filter(|r| r.uses_power);
         let want_power = self.time.is_some() || power_rules.is_some();
-        let mut power: Short<Sample, 8> = Short::new();
+        // Kept only when something reads it (the buffer is not free to set up).
+        let mut power: Option<Short<Sample, 8>> = want_power.then(Short::new);
         let mut last_at = i64::MIN;
         let mut last_sig = 0u64;
         for (i, p) in s.power.iter().enumerate() {
@@ -212,7 +213,7 @@ impl CompiledTariff {
                 }
                 None => 0,
             };
-            if want_power {
+            if let Some(power) = power.as_mut() {
                 let band = self.time.as_ref().map_or(0, |t| {
                     t.bands
                         .iter()
@@ -274,7 +275,7 @@ impl CompiledTariff {
         let mut day_date = s.start.date();
         let mut weekday = 0u8;
         let mut profile: &[Piece] = &[];
-        let power = power.as_slice();
+        let power = power.as_ref().map_or(&[][..], Short::as_slice);
         let mut pi = 0usize; // next power change index with at > c
         let mut seg_from = s.start;
         let mut r_c = if points.is_empty() {
@@ -506,13 +507,16 @@ impl CompiledTariff {
             if units == 0 {
                 continue;
             }
-            let (el, sv, label) = match key.checked_sub(MAX_TIERS) {
+            // (electricity, service, the name, whether it is a rule's)
+            let (el, sv, name, rule) = match key.checked_sub(MAX_TIERS) {
                 Some(i) => {
-                    let Some(e) = rules.and_then(|r| r.list.get(i)).and_then(|r| r.energy) else {
+                    let Some((r, e)) = rules
+                        .and_then(|r| r.list.get(i))
+                        .and_then(|r| r.energy.map(|e| (r, e)))
+                    else {
                         continue;
                     };
-                    let name = rules.and_then(|r| r.list.get(i)).map(|r| r.name.clone());
-                    (e.electricity, e.service, name.map(LineLabel::Rule))
+                    (e.electricity, e.service, &r.name, true)
                 }
                 None => {
                     let tier = self
@@ -520,12 +524,19 @@ impl CompiledTariff {
                         .get(key)
                         .ok_or_else(|| TariffError::overflow("energy.tiers"))?;
                     let Some((el, sv)) = tier.price else { continue };
-                    (el, sv, Some(LineLabel::Tier(tier.name.clone())))
+                    (el, sv, &tier.name, false)
                 }
+            };
+            let label = || {
+                Some(if rule {
+                    LineLabel::Rule(name.clone())
+                } else {
+                    LineLabel::Tier(name.clone())
+                })
             };
             d.charge(
                 LineKind::Electricity,
-                label.clone(),
+                label(),
                 units,
                 ENERGY_DP,
                 Unit::Kwh,
@@ -535,7 +546,7 @@ impl CompiledTariff {
             )?;
             d.charge(
                 LineKind::Service,
-                label,
+                label(),
                 units,
                 ENERGY_DP,
                 Unit::Kwh,
