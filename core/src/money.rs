@@ -426,6 +426,24 @@ impl Money {
         }
     }
 
+    /// [`Money::from_minor`] with the currency's minor units already looked
+    /// up (`minor_units == currency.minor_units()`, which the caller keeps):
+    /// the quote engine builds many amounts of one currency.
+    #[inline(always)]
+    pub(crate) fn from_minor_at(minor: i64, currency: Currency, minor_units: u32) -> Money {
+        let m = minor.unsigned_abs();
+        Money {
+            amount: Decimal::from_parts(
+                (m & 0xFFFF_FFFF) as u32,
+                (m >> 32) as u32,
+                0,
+                minor < 0,
+                minor_units,
+            ),
+            currency,
+        }
+    }
+
     /// An amount given in minor units (fen for CNY): `from_minor(1234, CNY)` is ¥12.34.
     pub fn from_minor(minor: i64, currency: Currency) -> Money {
         // `Decimal::from_parts` inlines; `Decimal::new` is a call (a hot path of quoting).

@@ -113,7 +113,7 @@ impl CompiledTariff {
             i64::from(s.count),
             0,
             Unit::Swap,
-            price.into(),
+            &price.into(),
             Unit::Swap,
             1,
         )?;
@@ -166,7 +166,7 @@ impl CompiledTariff {
                 )
             })?;
             let label = Some(LineLabel::Item(s.battery_model.clone()));
-            d.charge(kind, label, i64::from(n), 0, unit, rate.into(), unit, 1)?;
+            d.charge(kind, label, i64::from(n), 0, unit, &rate.into(), unit, 1)?;
         }
         Ok(())
     }
@@ -367,7 +367,7 @@ impl Draft {
     /// and by a constant divisor for the usual ones (a 64-bit division by a
     /// variable costs more than the rest of the line).
     #[inline(always)]
-    fn minor_of_line(&self, price: Price, q: i64, q_scale: u32, divisor: i64) -> Option<i64> {
+    fn minor_of_line(&self, price: &Price, q: i64, q_scale: u32, divisor: i64) -> Option<i64> {
         // With the price in 10^-5 units the denominator depends only on the
         // line's kind and the currency.
         if let Some(num) = price.p5.and_then(|p5| q.checked_mul(p5)) {
@@ -413,7 +413,7 @@ impl Draft {
         q: i64,
         q_scale: u32,
         unit: Unit,
-        unit_price: Price,
+        unit_price: &Price,
         per: Unit,
         divisor: i64,
     ) -> Result<()> {
@@ -428,7 +428,7 @@ impl Draft {
             unit: Some(unit),
             per: Some(per),
             unit_price: Some(unit_price.money),
-            amount: Money::from_minor(minor, self.currency),
+            amount: Money::from_minor_at(minor, self.currency, self.minor_units),
             reduced_by: self.zero,
             terms: None,
         });

@@ -510,20 +510,18 @@ impl CompiledTariff {
             // (electricity, service, the name, whether it is a rule's)
             let (el, sv, name, rule) = match key.checked_sub(MAX_TIERS) {
                 Some(i) => {
-                    let Some((r, e)) = rules
-                        .and_then(|r| r.list.get(i))
-                        .and_then(|r| r.energy.map(|e| (r, e)))
+                    let Some((r, Some(e))) = rules.and_then(|r| r.list.get(i)).map(|r| (r, &r.energy))
                     else {
                         continue;
                     };
-                    (e.electricity, e.service, &r.name, true)
+                    (&e.electricity, &e.service, &r.name, true)
                 }
                 None => {
                     let tier = self
                         .tiers
                         .get(key)
                         .ok_or_else(|| TariffError::overflow("energy.tiers"))?;
-                    let Some((el, sv)) = tier.price else { continue };
+                    let Some((el, sv)) = &tier.price else { continue };
                     (el, sv, &tier.name, false)
                 }
             };
@@ -607,7 +605,7 @@ impl CompiledTariff {
                     n,
                     0,
                     Unit::Second,
-                    price,
+                    &price,
                     Unit::Hour,
                     3600,
                 )?;
@@ -640,7 +638,7 @@ impl CompiledTariff {
                     } else {
                         Unit::Second
                     },
-                    band.per_hour,
+                    &band.per_hour,
                     Unit::Hour,
                     3600 / t.unit_s,
                 )?;
@@ -675,7 +673,7 @@ impl CompiledTariff {
                             } else {
                                 Unit::Second
                             },
-                            r.per_hour,
+                            &r.per_hour,
                             Unit::Hour,
                             3600 / r.unit_s,
                         )?;
@@ -710,7 +708,7 @@ impl CompiledTariff {
                 1,
                 0,
                 Unit::Session,
-                f.into(),
+                &f.into(),
                 Unit::Session,
                 1,
             )?;
@@ -906,7 +904,7 @@ impl CompiledTariff {
                 n,
                 0,
                 Unit::Second,
-                price,
+                &price,
                 Unit::Hour,
                 3600,
             )?;
