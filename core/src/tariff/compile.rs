@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 
 use super::error::TariffError;
 use super::model::{BandRule, DiscountScope, Granularity, Tariff, TimePricing, TouRange};
+use super::quote::TierName;
 use super::rules::Rules;
 use crate::money::{Currency, MAX_SCALE, Money, Rounding};
 
@@ -54,7 +55,7 @@ impl From<Money> for Price {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Tier {
-    pub name: Arc<str>,
+    pub name: TierName,
     /// (electricity, service) per kWh, when energy is priced.
     pub price: Option<(Price, Price)>,
 }
@@ -433,7 +434,7 @@ impl<'a> Compiler<'a> {
                     .record(r)
                     .unwrap_or((Money::zero(cur), Money::zero(cur)));
                 self.tiers.push(Tier {
-                    name: Arc::from(name.as_str()),
+                    name: TierName::new(name),
                     price: Some((price.0.into(), price.1.into())),
                 });
             }
@@ -741,20 +742,20 @@ impl<'a> Compiler<'a> {
             .ok_or_else(|| TariffError::UnknownTier {
                 path: path.to_owned(),
                 tier: name.to_owned(),
-                known: join(self.tiers.iter().map(|t| &*t.name)),
+                known: join(self.tiers.iter().map(|t| t.name.as_str())),
             })
     }
 
     fn tier_index(&self, name: &str) -> Option<u8> {
         self.tiers
             .iter()
-            .position(|t| &*t.name == name)
+            .position(|t| t.name.as_str() == name)
             .and_then(|i| u8::try_from(i).ok())
     }
 
     fn add_tier(&mut self, name: &str) -> u8 {
         self.tiers.push(Tier {
-            name: Arc::from(name),
+            name: TierName::new(name),
             price: None,
         });
         u8::try_from(self.tiers.len() - 1).unwrap_or(u8::MAX)
@@ -778,7 +779,7 @@ impl<'a> Compiler<'a> {
         Err(TariffError::UnknownTier {
             path: path.to_owned(),
             tier: name.to_owned(),
-            known: join(self.tiers.iter().map(|t| &*t.name)),
+            known: join(self.tiers.iter().map(|t| t.name.as_str())),
         })
     }
 

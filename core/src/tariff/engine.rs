@@ -109,7 +109,7 @@ impl CompiledTariff {
         }
         d.charge(
             LineKind::Swap,
-            Some(LineLabel::Item(model.clone())),
+            Some(LineLabel::Item(model.as_str().into())),
             i64::from(s.count),
             0,
             Unit::Swap,
@@ -165,7 +165,7 @@ impl CompiledTariff {
                     ),
                 )
             })?;
-            let label = Some(LineLabel::Item(s.battery_model.clone()));
+            let label = Some(LineLabel::Item(s.battery_model.as_str().into()));
             d.charge(kind, label, i64::from(n), 0, unit, &rate.into(), unit, 1)?;
         }
         Ok(())
@@ -629,7 +629,7 @@ impl Draft {
                 self.reduce(off, &f)?;
                 self.push_reduction(
                     LineKind::MemberDiscount,
-                    Some(LineLabel::Item(member.level.clone())),
+                    Some(LineLabel::Item(member.level.as_str().into())),
                     -off,
                     LineTerms {
                         base: Some(m(base)),
@@ -669,7 +669,7 @@ impl Draft {
             self.reduce(off, &f)?;
             self.push_reduction(
                 LineKind::Coupon,
-                Some(LineLabel::Item(c.id().to_owned())),
+                Some(LineLabel::Item(c.id().into())),
                 -off,
                 LineTerms {
                     base: Some(m(base)),

@@ -73,7 +73,7 @@ pub use model::{
 };
 pub use quote::{
     BandRef, ChargingSummary, EnergySource, LineKind, LineLabel, LineTerms, Quote, QuoteLine,
-    Segment, Service, SkipReason, SkippedCoupon, Subtotals, Unit,
+    Segment, Service, SkipReason, SkippedCoupon, Subtotals, TierName, Unit,
 };
 pub use rules::MAX_RULES;
 pub use session::{

@@ -99,7 +99,7 @@ pub struct Segment {
     /// End (exclusive).
     pub to: NaiveDateTime,
     /// The time-of-use tier.
-    pub tier: Arc<str>,
+    pub tier: TierName,
     /// The power band, when the tariff prices time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub band: Option<BandRef>,
@@ -116,6 +116,148 @@ pub struct Segment {
     /// The rule that priced the segment's charging time, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_rule: Option<Arc<str>>,
+}
+
+/// The name of a time-of-use tier.
+///
+/// The four tiers of Chinese time-of-use electricity prices — sharp (尖),
+/// peak (峰), flat (平) and valley (谷) — are plain values; any other name a
+/// tariff gives is shared text. A quote names a tier on every segment and
+/// energy line, so copying a standard name costs nothing (no allocation, no
+/// reference count). Either way a name reads, compares, hashes, orders and
+/// prints as its text, and JSON carries the string.
+///
+/// ```
+/// use chargeswap_core::tariff::TierName;
+/// let v = TierName::new("valley");
+/// assert_eq!(v, TierName::Valley);
+/// assert_eq!(v.as_str(), "valley");
+/// let s = TierName::new("super_off_peak");
+/// assert!(matches!(s, TierName::Other(_)));
+/// assert_eq!(s, "super_off_peak");
+/// assert_eq!(serde_json::to_string(&v)?, "\"valley\"");
+/// assert_eq!(serde_json::from_str::<TierName>("\"peak\"")?, TierName::Peak);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone)]
+pub enum TierName {
+    /// `"sharp"` (尖).
+    Sharp,
+    /// `"peak"` (峰).
+    Peak,
+    /// `"flat"` (平).
+    Flat,
+    /// `"valley"` (谷).
+    Valley,
+    /// Any other name. [`TierName::new`] never puts a standard name here;
+    /// one put here by hand still equals its standard value.
+    Other(Arc<str>),
+}
+
+impl TierName {
+    /// The name for `name`: a standard value for the four standard names.
+    pub fn new(name: &str) -> TierName {
+        match name {
+            "sharp" => TierName::Sharp,
+            "peak" => TierName::Peak,
+            "flat" => TierName::Flat,
+            "valley" => TierName::Valley,
+            other => TierName::Other(Arc::from(other)),
+        }
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            TierName::Sharp => "sharp",
+            TierName::Peak => "peak",
+            TierName::Flat => "flat",
+            TierName::Valley => "valley",
+            TierName::Other(s) => s,
+        }
+    }
+}
+
+impl core::ops::Deref for TierName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for TierName {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl core::fmt::Debug for TierName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl core::fmt::Display for TierName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq for TierName {
+    fn eq(&self, other: &TierName) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for TierName {}
+
+impl PartialEq<str> for TierName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for TierName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl core::hash::Hash for TierName {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for TierName {
+    fn partial_cmp(&self, other: &TierName) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TierName {
+    fn cmp(&self, other: &TierName) -> core::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl From<&str> for TierName {
+    fn from(name: &str) -> TierName {
+        TierName::new(name)
+    }
+}
+
+impl Serialize for TierName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TierName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TierName, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(TierName::new(&name))
+    }
 }
 
 /// A power band, as printed on lines and segments: `[from_w, to_w)` watts.
@@ -312,13 +454,14 @@ pub struct QuoteLine {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineLabel {
     /// The time-of-use tier of an energy line.
-    Tier(Arc<str>),
+    Tier(TierName),
     /// The power band of a time line.
     Band(BandRef),
     /// The rule whose price the line uses (`rules[i].name`).
     Rule(Arc<str>),
-    /// Battery model, member level or coupon id.
-    Item(String),
+    /// Battery model, member level or coupon id. (A boxed `str`, not a
+    /// `String`: it keeps a [`QuoteLine`] at 120 bytes.)
+    Item(Box<str>),
 }
 
 /// The figures of an adjustment or discount line.
@@ -404,7 +547,7 @@ impl QuoteLine {
 struct LineJson {
     kind: LineKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    tier: Option<Arc<str>>,
+    tier: Option<TierName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     band: Option<BandRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -442,7 +585,7 @@ impl From<QuoteLine> for LineJson {
             Some(LineLabel::Tier(t)) => tier = Some(t),
             Some(LineLabel::Band(b)) => band = Some(b),
             Some(LineLabel::Rule(r)) => rule = Some(r),
-            Some(LineLabel::Item(i)) => item = Some(i),
+            Some(LineLabel::Item(i)) => item = Some(i.into()),
         }
         LineJson {
             kind: l.kind,
@@ -473,7 +616,7 @@ impl TryFrom<LineJson> for QuoteLine {
             j.tier.map(LineLabel::Tier),
             j.band.map(LineLabel::Band),
             j.rule.map(LineLabel::Rule),
-            j.item.map(LineLabel::Item),
+            j.item.map(|i| LineLabel::Item(i.into_boxed_str())),
         ];
         let mut label = None;
         for l in labels.into_iter().flatten() {

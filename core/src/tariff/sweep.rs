@@ -507,30 +507,30 @@ impl CompiledTariff {
             if units == 0 {
                 continue;
             }
-            // (electricity, service, the name, whether it is a rule's)
-            let (el, sv, name, rule) = match key.checked_sub(MAX_TIERS) {
+            // (electricity, service, the rule's name or else the tier's)
+            let (el, sv, rule, tier) = match key.checked_sub(MAX_TIERS) {
                 Some(i) => {
-                    let Some((r, Some(e))) = rules.and_then(|r| r.list.get(i)).map(|r| (r, &r.energy))
+                    let Some((r, Some(e))) =
+                        rules.and_then(|r| r.list.get(i)).map(|r| (r, &r.energy))
                     else {
                         continue;
                     };
-                    (&e.electricity, &e.service, &r.name, true)
+                    (&e.electricity, &e.service, Some(&r.name), None)
                 }
                 None => {
                     let tier = self
                         .tiers
                         .get(key)
                         .ok_or_else(|| TariffError::overflow("energy.tiers"))?;
-                    let Some((el, sv)) = &tier.price else { continue };
-                    (el, sv, &tier.name, false)
+                    let Some((el, sv)) = &tier.price else {
+                        continue;
+                    };
+                    (el, sv, None, Some(&tier.name))
                 }
             };
-            let label = || {
-                Some(if rule {
-                    LineLabel::Rule(name.clone())
-                } else {
-                    LineLabel::Tier(name.clone())
-                })
+            let label = || match (rule, tier) {
+                (Some(r), _) => Some(LineLabel::Rule(r.clone())),
+                (None, t) => t.map(|t| LineLabel::Tier(t.clone())),
             };
             d.charge(
                 LineKind::Electricity,

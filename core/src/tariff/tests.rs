@@ -2313,7 +2313,10 @@ fn quote_snapshot() {
     use proptest::test_runner::{Config, TestRng, TestRunner};
     let path = std::env::var("QUOTE_SNAPSHOT").expect("QUOTE_SNAPSHOT=path");
     let config = Config::default();
-    let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha));
+    let mut runner = TestRunner::new_with_rng(
+        config,
+        TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+    );
     let strategy = arb_any_charging();
     let mut out = String::new();
     let mut quoted = 0;
@@ -2338,7 +2341,8 @@ fn quote_snapshot() {
     match std::fs::read_to_string(&path) {
         Ok(before) => {
             if before != out {
-                let (a, b): (Vec<_>, Vec<_>) = (before.split("\n\n").collect(), out.split("\n\n").collect());
+                let (a, b): (Vec<_>, Vec<_>) =
+                    (before.split("\n\n").collect(), out.split("\n\n").collect());
                 let i = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(0);
                 panic!("case {i} differs:\nbefore: {}\nnow:    {}", a[i], b[i]);
             }
@@ -2352,4 +2356,22 @@ fn line_kind_all_is_in_declaration_order() {
     for (i, k) in LineKind::ALL.iter().enumerate() {
         assert_eq!(*k as usize, i, "{k:?}");
     }
+}
+
+#[test]
+fn tier_names_are_their_text_and_small() {
+    for n in ["sharp", "peak", "flat", "valley"] {
+        let t = TierName::new(n);
+        assert!(!matches!(t, TierName::Other(_)), "{n}");
+        assert_eq!(t.as_str(), n);
+        assert_eq!(t, TierName::Other(n.into()));
+        assert_eq!(t.to_string(), n);
+    }
+    let o = TierName::new("shoulder");
+    assert_eq!(&*o, "shoulder");
+    assert!(TierName::Flat < TierName::Peak && TierName::Peak < o);
+    // A quote names a tier on every segment and energy line: keep the
+    // types within the sizes they had with a shared string.
+    assert!(std::mem::size_of::<QuoteLine>() <= 120);
+    assert!(std::mem::size_of::<Segment>() <= 120);
 }
