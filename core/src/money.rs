@@ -142,20 +142,29 @@ const CURRENCIES: &[(&str, u8)] = &[
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Currency {
-    index: u8,
+    // Two 16-bit halves fill the 4 bytes a `Money` keeps after its
+    // `Decimal`: no padding, so a `Money` copies in two moves, and the minor
+    // units are read without a table lookup. `minor` follows from `index`.
+    index: u16,
+    minor: u16,
 }
 
 impl Currency {
     /// Chinese yuan renminbi, the default.
-    pub const CNY: Currency = Currency { index: 0 };
+    pub const CNY: Currency = Currency { index: 0, minor: 2 };
 
     /// Looks a code up (exact, upper case).
     pub fn from_code(code: &str) -> Result<Currency> {
         CURRENCIES
             .iter()
             .position(|(c, _)| *c == code)
-            .and_then(|i| u8::try_from(i).ok())
-            .map(|index| Currency { index })
+            .and_then(|i| {
+                let (_, minor) = CURRENCIES.get(i)?;
+                Some(Currency {
+                    index: u16::try_from(i).ok()?,
+                    minor: u16::from(*minor),
+                })
+            })
             .ok_or_else(|| MoneyError::UnknownCurrency {
                 code: code.to_owned(),
             })
@@ -174,8 +183,9 @@ impl Currency {
     }
 
     /// Decimal places of the minor unit (2 for CNY: the fen).
+    #[inline]
     pub fn minor_units(self) -> u32 {
-        u32::from(self.entry().1)
+        u32::from(self.minor)
     }
 }
 
@@ -1129,5 +1139,21 @@ mod tests {
             prop_assert!(a.round(Rounding::Down).amount().abs() <= a.amount().abs());
             prop_assert!(a.round(Rounding::Up).amount().abs() >= a.amount().abs());
         }
+    }
+}
+
+#[cfg(test)]
+mod currency_layout {
+    use super::*;
+
+    #[test]
+    fn every_currency_knows_its_minor_units_and_money_has_no_padding() {
+        for (code, minor) in CURRENCIES {
+            let c = Currency::from_code(code).unwrap();
+            assert_eq!(c.code(), *code);
+            assert_eq!(c.minor_units(), u32::from(*minor), "{code}");
+        }
+        assert_eq!(Currency::CNY, Currency::from_code("CNY").unwrap());
+        assert_eq!(core::mem::size_of::<Money>(), 20);
     }
 }
