@@ -1,7 +1,8 @@
 //! Quoting benchmarks: an 8-hour session across the four TOU tiers, and a
 //! power-band e-bike session. Target: median ≤ 500 ns per quote.
 //!
-//! `cargo bench -p chargeswap-core --bench tariff`
+//! `cargo bench -p chargeswap-core --bench tariff` (the bench profile
+//! inherits the workspace's release profile: fat LTO, one codegen unit).
 //!
 //! Two groups: `tariff/…` in wall-clock time per quote, and `tariff-cpu/…` in
 //! the bench thread's CPU time per 10,000 quotes (read 1 ms as 100 ns per
