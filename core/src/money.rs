@@ -441,6 +441,7 @@ impl Money {
     /// the quote engine builds many amounts of one currency.
     #[inline(always)]
     pub(crate) fn from_minor_at(minor: i64, currency: Currency, minor_units: u32) -> Money {
+        // `Decimal::from_parts` inlines; `Decimal::new` is a call (a hot path of quoting).
         let m = minor.unsigned_abs();
         Money {
             amount: Decimal::from_parts(
@@ -456,18 +457,7 @@ impl Money {
 
     /// An amount given in minor units (fen for CNY): `from_minor(1234, CNY)` is ¥12.34.
     pub fn from_minor(minor: i64, currency: Currency) -> Money {
-        // `Decimal::from_parts` inlines; `Decimal::new` is a call (a hot path of quoting).
-        let m = minor.unsigned_abs();
-        Money {
-            amount: Decimal::from_parts(
-                (m & 0xFFFF_FFFF) as u32,
-                (m >> 32) as u32,
-                0,
-                minor < 0,
-                currency.minor_units(),
-            ),
-            currency,
-        }
+        Money::from_minor_at(minor, currency, currency.minor_units())
     }
 
     /// The amount in minor units when it is stored at the currency's scale
