@@ -307,25 +307,6 @@ pub enum LineKind {
 }
 
 impl LineKind {
-    /// Every kind, in declaration order (`ALL[k as usize] == k`).
-    pub const ALL: [LineKind; 15] = [
-        LineKind::Electricity,
-        LineKind::Service,
-        LineKind::Time,
-        LineKind::Idle,
-        LineKind::SessionFee,
-        LineKind::Swap,
-        LineKind::RentalDay,
-        LineKind::RentalMonth,
-        LineKind::TimeMinimum,
-        LineKind::TimeCap,
-        LineKind::IdleCap,
-        LineKind::SessionMinimum,
-        LineKind::SessionCap,
-        LineKind::MemberDiscount,
-        LineKind::Coupon,
-    ];
-
     /// True for lines that charge something (they carry `reduced_by` and `net`).
     pub fn is_charge(self) -> bool {
         matches!(

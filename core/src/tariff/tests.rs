@@ -2352,13 +2352,6 @@ fn quote_snapshot() {
 }
 
 #[test]
-fn line_kind_all_is_in_declaration_order() {
-    for (i, k) in LineKind::ALL.iter().enumerate() {
-        assert_eq!(*k as usize, i, "{k:?}");
-    }
-}
-
-#[test]
 fn tier_names_are_their_text_and_small() {
     for n in ["sharp", "peak", "flat", "valley"] {
         let t = TierName::new(n);
